@@ -1,0 +1,47 @@
+"""Where data and weights come from: a local route tried first, the hub second.
+
+Every check here is cheap and loads nothing, so the CLI can refuse an impossible cell before any
+model or dataset is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+
+DATA_ENV = "SEVEN_BENCH_DATA"
+HUB_HOST = "huggingface.co"
+
+
+def data_root() -> Path | None:
+    """The local data root from $SEVEN_BENCH_DATA (None when unset)."""
+    value = os.environ.get(DATA_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def offline_forced() -> bool:
+    return any(os.environ.get(v, "").lower() in {"1", "true", "yes"} for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+@lru_cache(maxsize=None)
+def _can_connect(host: str, port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True when the Hugging Face hub can be reached (and offline mode is not forced)."""
+    return not offline_forced() and _can_connect(HUB_HOST, 443, timeout)
+
+
+def hf_cached(repo_id: str, filename: str = "config.json") -> bool:
+    """True when `filename` of `repo_id` is already in the local Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, filename)
+    return isinstance(found, str)
