@@ -1,0 +1,128 @@
+"""Criteria: stateful scores per prunable tensor, fed (weights, signal) once per pruning step.
+
+`signal` says what the driver must compute for the criterion: nothing, the mean gradient, or GraSP's
+Hessian-gradient product. The formulas themselves live in `scores.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+from seven_bench.pruning import scores as F
+from seven_bench.pruning.scores import SevenState
+
+Tensors = dict[str, torch.Tensor]
+
+
+class Criterion(Protocol):
+    signal: str  # "none" | "grad" | "hessian_grad"
+
+    def update(self, t: int, weights: Tensors, signal: Tensors | None) -> None: ...
+
+    def scores(self) -> Tensors: ...
+
+    def forget(self, masks: Tensors) -> None:
+        """Drop what was learned about pruned entries (no-resurrection methods)."""
+
+
+class Magnitude:
+    signal = "none"
+
+    def __init__(self) -> None:
+        self._scores: Tensors = {}
+
+    def update(self, t: int, weights: Tensors, signal: Tensors | None) -> None:
+        self._scores = {n: F.magnitude(w) for n, w in weights.items()}
+
+    def scores(self) -> Tensors:
+        return self._scores
+
+    def forget(self, masks: Tensors) -> None:
+        pass
+
+
+class Random:
+    """i.i.d. uniform scores from a seeded generator: a global random mask, uniform per layer in expectation."""
+
+    signal = "none"
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._scores: Tensors = {}
+
+    def update(self, t: int, weights: Tensors, signal: Tensors | None) -> None:
+        gen = torch.Generator().manual_seed(self.seed)
+        self._scores = {n: torch.rand(w.shape, generator=gen).to(w.device) for n, w in weights.items()}
+
+    def scores(self) -> Tensors:
+        return self._scores
+
+    def forget(self, masks: Tensors) -> None:
+        pass
+
+
+class Snip:
+    """|W * g| of the latest step only (SNIP one-shot; iterative SNIP and FORCE recompute it each step)."""
+
+    signal = "grad"
+
+    def __init__(self) -> None:
+        self._scores: Tensors = {}
+
+    def update(self, t: int, weights: Tensors, signal: Tensors | None) -> None:
+        assert signal is not None
+        self._scores = {n: F.snip(w, signal[n]) for n, w in weights.items()}
+
+    def scores(self) -> Tensors:
+        return self._scores
+
+    def forget(self, masks: Tensors) -> None:
+        pass
+
+
+class Grasp:
+    signal = "hessian_grad"
+
+    def __init__(self) -> None:
+        self._scores: Tensors = {}
+
+    def update(self, t: int, weights: Tensors, signal: Tensors | None) -> None:
+        assert signal is not None
+        self._scores = {n: F.grasp_keep(w, signal[n]) for n, w in weights.items()}
+
+    def scores(self) -> Tensors:
+        return self._scores
+
+    def forget(self, masks: Tensors) -> None:
+        pass
+
+
+class Seven:
+    """SEVEN's accumulated, noise-corrected score (m, v, S per tensor)."""
+
+    signal = "grad"
+
+    def __init__(self, alpha1: float, alpha2: float, eps: float = 1e-9, first_moment: str = "abs",
+                 correction: str = "full") -> None:
+        self.kw = dict(alpha1=alpha1, alpha2=alpha2, eps=eps, first_moment=first_moment, correction=correction)
+        self.state: dict[str, SevenState] = {}
+
+    def update(self, t: int, weights: Tensors, signal: Tensors | None) -> None:
+        assert signal is not None
+        for name, w in weights.items():
+            if name not in self.state:
+                self.state[name] = SevenState.zeros_like(w)
+            F.seven_update_(self.state[name], w, signal[name], t, **self.kw)
+
+    def scores(self) -> Tensors:
+        return {n: s.score for n, s in self.state.items()}
+
+    def forget(self, masks: Tensors) -> None:
+        """The code zeroes S of pruned entries (S[M == 0] <- 0), so they never come back."""
+        for name, state in self.state.items():
+            state.score.mul_(masks[name])
+
+    def state_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for s in self.state.values() for t in (s.m, s.v, s.score))

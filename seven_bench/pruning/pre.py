@@ -1,0 +1,105 @@
+"""Timing `pre`: the mask is decided before fine-tuning, from N scoring steps with no weight updates
+(SEVEN-pre Algorithm 1, iterative SNIP, FORCE; one-shot methods are the N = 1 case)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import torch
+
+from seven_bench.pruning.base import Masks, PruneContext, Pruner
+from seven_bench.pruning.criteria import Criterion
+from seven_bench.pruning.schedules import PreSchedule
+from seven_bench.pruning.selection import SELECTIONS
+
+
+def balanced_rows(batches: Iterator[dict[str, Any]], per_class: int, num_labels: int, max_batches: int = 200) -> list[dict[str, Any]]:
+    """Sub-batches holding `per_class` examples of every class (GraSP's samples_per_class). For
+    regression, per_class * 10 examples in stream order."""
+    counts = [0] * max(num_labels, 1)
+    need_total = per_class * (num_labels if num_labels > 1 else 10)
+    picked: list[dict[str, Any]] = []
+    taken = 0
+    for _ in range(max_batches):
+        batch = next(batches)
+        labels = batch["labels"]
+        rows = []
+        for i, label in enumerate(labels.tolist()):
+            cls = int(label) if num_labels > 1 else 0
+            if num_labels > 1 and counts[cls] >= per_class:
+                continue
+            if taken + len(rows) >= need_total:
+                break
+            counts[cls] += 1
+            rows.append(i)
+        if rows:
+            index = torch.tensor(rows, device=labels.device)
+            picked.append({k: v.index_select(0, index) if torch.is_tensor(v) else v for k, v in batch.items()})
+            taken += len(rows)
+        if taken >= need_total:
+            break
+    return picked
+
+
+class PrePruner(Pruner):
+    timing = "pre"
+
+    def __init__(self, name: str, density: float, criterion: Criterion, schedule: PreSchedule, steps: int,
+                 batches_per_step: int = 1, selection: str = "global", resurrection: bool = False,
+                 grad_mode: str = "train", samples_per_class: int | None = None, temperature: float = 1.0):
+        super().__init__(density)
+        self.name = name
+        self.criterion = criterion
+        self.schedule = schedule
+        self.steps = steps
+        self.batches_per_step = batches_per_step
+        self.select = SELECTIONS[selection]
+        self.resurrection = resurrection
+        self.grad_mode = grad_mode
+        self.samples_per_class = samples_per_class
+        self.temperature = temperature
+        self.trajectory: list[tuple[int, float, float]] = []
+
+    def _signal(self, ctx: PruneContext) -> dict[str, torch.Tensor] | None:
+        if self.criterion.signal == "none":
+            return None
+        if self.samples_per_class:
+            batches = balanced_rows(ctx.batches, self.samples_per_class, ctx.num_labels)
+        else:
+            batches = [next(ctx.batches) for _ in range(self.batches_per_step)]
+        if self.criterion.signal == "hessian_grad":
+            return ctx.hessian_gradient(batches, self.temperature)
+        return ctx.mean_gradients(batches)
+
+    def prepare(self, ctx: PruneContext) -> None:
+        prunable = ctx.prunable
+        masks: Masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in prunable.items()}
+        # Resurrection (FORCE) scores the dense pretrained weights and restarts each step from them;
+        # without it, pruned weights are zero and never chosen again, so no copy is needed.
+        dense = {n: p.detach().clone() for n, p in prunable.items()} if self.resurrection else None
+        was_training = ctx.model.training
+        ctx.model.train(self.grad_mode == "train")
+        for t in range(1, self.steps + 1):
+            signal = self._signal(ctx)
+            weights = dense if dense is not None else {n: p.detach() for n, p in prunable.items()}
+            self.criterion.update(t, weights, signal)
+            del signal
+            ratio = self.schedule(self.density, t, self.steps)
+            masks = self.select(self.criterion.scores(), ratio, None if self.resurrection else masks)
+            if not self.resurrection:
+                self.criterion.forget(masks)
+            with torch.no_grad():
+                for name, param in prunable.items():
+                    if dense is not None:
+                        param.copy_(dense[name] * masks[name])
+                    else:
+                        param.mul_(masks[name])
+            kept = sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
+            self.trajectory.append((t, ratio, kept))
+        ctx.model.zero_grad(set_to_none=True)
+        ctx.model.train(was_training)
+        self.masks = masks
+
+    def summary(self) -> dict[str, Any]:
+        return {"scoring_steps": self.steps, "resurrection": self.resurrection,
+                "trajectory": [{"step": s, "target_keep": r, "achieved_keep": k} for s, r, k in self.trajectory]}

