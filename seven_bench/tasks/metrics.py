@@ -1,0 +1,84 @@
+"""GLUE metrics, computed once over a whole evaluation split.
+
+Averaging per-batch values would be wrong for F1, MCC and the correlations, so every function here
+takes the full prediction and label arrays. Values are fractions, never percent. Where a metric is
+undefined (constant predictions or labels make MCC and the correlations 0/0) it is reported as 0.0,
+so a collapsed pruned model reads as "no signal" in the tables instead of poisoning them with NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+
+def _pair(preds: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays flattened (regression heads give shape (n, 1)) and checked to match."""
+    p = np.asarray(preds).reshape(-1)
+    y = np.asarray(labels).reshape(-1)
+    if p.shape != y.shape:
+        raise ValueError(f"{p.size} predictions for {y.size} labels")
+    if p.size == 0:
+        raise ValueError("no examples to score")
+    return p, y
+
+
+def accuracy(preds: np.ndarray, labels: np.ndarray) -> float:
+    p, y = _pair(preds, labels)
+    return float(np.mean(p == y))
+
+
+def _binary_counts(preds: np.ndarray, labels: np.ndarray) -> tuple[int, int, int, int]:
+    """(tp, fp, fn, tn) with class 1 as the positive class."""
+    p, y = _pair(preds, labels)
+    pos_p, pos_y = p == 1, y == 1
+    tp = int(np.sum(pos_p & pos_y))
+    fp = int(np.sum(pos_p & ~pos_y))
+    fn = int(np.sum(~pos_p & pos_y))
+    tn = int(np.sum(~pos_p & ~pos_y))
+    return tp, fp, fn, tn
+
+
+def f1_binary(preds: np.ndarray, labels: np.ndarray) -> float:
+    """F1 of class 1; 0.0 when there is no positive prediction and no positive label."""
+    tp, fp, fn, _ = _binary_counts(preds, labels)
+    denom = 2 * tp + fp + fn
+    return 2 * tp / denom if denom else 0.0
+
+
+def matthews_corrcoef(preds: np.ndarray, labels: np.ndarray) -> float:
+    """Binary Matthews correlation; 0.0 when any confusion-matrix margin is empty."""
+    tp, fp, fn, tn = _binary_counts(preds, labels)
+    denom = float(tp + fp) * float(tp + fn) * float(tn + fp) * float(tn + fn)
+    if denom == 0.0:
+        return 0.0
+    return float((tp * tn - fp * fn) / np.sqrt(denom))
+
+
+def pearson(preds: np.ndarray, labels: np.ndarray) -> float:
+    p, y = _pair(preds, labels)
+    p, y = p.astype(np.float64), y.astype(np.float64)
+    if p.size < 2 or np.ptp(p) == 0 or np.ptp(y) == 0:
+        return 0.0
+    return float(stats.pearsonr(p, y)[0])
+
+
+def spearman(preds: np.ndarray, labels: np.ndarray) -> float:
+    p, y = _pair(preds, labels)
+    p, y = p.astype(np.float64), y.astype(np.float64)
+    if p.size < 2 or np.ptp(p) == 0 or np.ptp(y) == 0:
+        return 0.0
+    return float(stats.spearmanr(p, y)[0])
+
+
+def glue_metrics(task: str, preds: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """The metrics GLUE defines for `task` on one split (argmax ids, or scores for stsb)."""
+    if task == "cola":
+        return {"mcc": matthews_corrcoef(preds, labels)}
+    if task in ("mrpc", "qqp"):
+        return {"f1": f1_binary(preds, labels), "accuracy": accuracy(preds, labels)}
+    if task == "stsb":
+        return {"pearson": pearson(preds, labels), "spearman": spearman(preds, labels)}
+    if task in ("sst2", "mnli", "qnli", "rte", "wnli"):
+        return {"accuracy": accuracy(preds, labels)}
+    raise ValueError(f"no GLUE metrics for task '{task}'")
