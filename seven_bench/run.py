@@ -71,7 +71,8 @@ def run_cell(spec: CellSpec, results_dir: str | Path, force: bool = False, exper
     try:
         seed_everything(spec.seed)
         task = TASKS.get(spec.task["name"])
-        bundle = MODELS.get(spec.model["name"]).build(spec.model, task.info, device)
+        info = task.info_for(spec.task, data_root())
+        bundle = MODELS.get(spec.model["name"]).build(spec.model, info, device)
         data = task.load(spec.task, data_root(), bundle)
         record["model_info"], record["data_info"] = bundle.info, {k: v for k, v in data.info.items() if k != "warnings"}
         record["warnings"] += list(data.info.get("warnings", []))
@@ -87,7 +88,7 @@ def run_cell(spec: CellSpec, results_dir: str | Path, force: bool = False, exper
             total_steps = min(total_steps, int(settings["max_steps"]))
 
         pruner = PRUNERS.get(spec.pruner["name"]).build(spec.pruner, spec.density, spec.seed)
-        ctx = PruneContext(bundle.model, bundle.prunable, endless(score_loader, device), task.info.num_labels,
+        ctx = PruneContext(bundle.model, bundle.prunable, endless(score_loader, device), info.num_labels,
                            total_steps, spec.seed, device)
         t0 = time.perf_counter()
         pruner.prepare(ctx)
@@ -97,15 +98,15 @@ def run_cell(spec: CellSpec, results_dir: str | Path, force: bool = False, exper
             record["sparsity"]["after_pruning"] = achieved_sparsity(bundle.prunable, pruner.masks)[0]
 
         def run_eval() -> dict[str, dict[str, float]]:
-            return evaluate(bundle.model, eval_loaders, data.metric, device, task.info.num_labels)
+            return evaluate(bundle.model, eval_loaders, data.metric, device, info.num_labels)
 
         result = fit(ctx, pruner, train_loader, settings, run_eval, progress=progress)
         record["timing"].update(train_seconds=result.seconds, eval_seconds=result.eval_seconds, steps=result.steps)
 
         split = data.info.get("reported_split") or next(iter(data.evals))
-        last, best = _metric_summary(result.per_epoch, split, task.info.reported_metric)
+        last, best = _metric_summary(result.per_epoch, split, info.reported_metric)
         record["metrics"] = {"per_epoch": result.per_epoch, "reported_split": split,
-                             "reported_metric": task.info.reported_metric, "reported_value": last, "best_value": best,
+                             "reported_metric": info.reported_metric, "reported_value": last, "best_value": best,
                              "epoch_reported": "last"}
         overall, per_layer = achieved_sparsity(bundle.prunable, pruner.masks)
         record["sparsity"].update(achieved=overall, per_layer=per_layer, prunable_weights=sum(p.numel() for p in bundle.prunable.values()),

@@ -26,7 +26,8 @@ def offline_forced() -> bool:
 
 
 @lru_cache(maxsize=None)
-def _can_connect(host: str, port: int, timeout: float) -> bool:
+def host_reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
+    """One TCP connection attempt per (host, port) and process: dataset mirrors differ from the hub."""
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
@@ -36,7 +37,7 @@ def _can_connect(host: str, port: int, timeout: float) -> bool:
 
 def hub_reachable(timeout: float = 3.0) -> bool:
     """True when the Hugging Face hub can be reached (and offline mode is not forced)."""
-    return not offline_forced() and _can_connect(HUB_HOST, 443, timeout)
+    return not offline_forced() and host_reachable(HUB_HOST, 443, timeout)
 
 
 def hf_cached(repo_id: str, filename: str = "config.json") -> bool:

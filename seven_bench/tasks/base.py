@@ -41,3 +41,9 @@ class TaskEntry:
     check_available: Callable[[Mapping[str, Any], Path | None], None]
     # (task config, data root, model bundle) -> TaskData
     load: Callable[[Mapping[str, Any], Path | None, Any], TaskData]
+    # (task config, data root) -> the TaskInfo of this configuration, where it differs from `info`
+    # (an image folder brings its own classes, which the model's head is built from). Loads nothing.
+    resolve_info: Callable[[Mapping[str, Any], Path | None], TaskInfo] | None = None
+
+    def info_for(self, cfg: Mapping[str, Any], root: Path | None) -> TaskInfo:
+        return self.resolve_info(cfg, root) if self.resolve_info is not None else self.info

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from seven_bench.errors import UserError
-from seven_bench.sources import DATA_ENV, _can_connect, offline_forced
+from seven_bench.sources import DATA_ENV, host_reachable, offline_forced
 from seven_bench.tasks import TASKS
 from seven_bench.tasks.base import TaskData, TaskEntry, TaskInfo
 
@@ -143,7 +143,7 @@ def _cache_dir(name: str) -> Path:
 
 
 def _host_reachable(host: str | None, port: int = 443) -> bool:
-    return bool(host) and not offline_forced() and _can_connect(host, port, 3.0)
+    return bool(host) and not offline_forced() and host_reachable(host, port)
 
 
 # ----------------------------------------------------------------------------------- MNIST (IDX)
@@ -520,6 +520,7 @@ def _register(task: str) -> None:
             info=info,
             check_available=partial(_check, task),
             load=partial(_load, task),
+            resolve_info=lambda cfg, root, task=task: resolve_task_info(task, cfg, root),
         ),
     )
 
