@@ -110,7 +110,7 @@ def achieved_sparsity(prunable: dict[str, nn.Parameter], masks: Masks | None) ->
     per_layer: dict[str, float] = {}
     pruned_total = total = 0
     for name, param in prunable.items():
-        pruned = int((param.detach() == 0).sum()) if masks is None else int((~masks[name]).sum())
+        pruned = int(torch.count_nonzero(param.detach() == 0)) if masks is None else param.numel() - int(torch.count_nonzero(masks[name]))
         per_layer[name] = pruned / param.numel()
         pruned_total += pruned
         total += param.numel()
@@ -121,4 +121,4 @@ def pruned_but_nonzero(prunable: dict[str, nn.Parameter], masks: Masks | None) -
     """Pruned weights that are not exactly zero: must be 0 after every optimizer step."""
     if masks is None:
         return 0
-    return sum(int(((param.detach() != 0) & ~masks[name]).sum()) for name, param in prunable.items())
+    return sum(int(torch.count_nonzero((param.detach() != 0) & ~masks[name])) for name, param in prunable.items())

@@ -60,7 +60,7 @@ class WindowedDynPruner(Pruner):
         every = max(1, (self.window - 1) // TRAJECTORY_POINTS)
         k = step - self.start
         if k % every == 0 or k == self.window - 2:
-            kept = sum(int(m.sum()) for m in self.masks.values()) / sum(m.numel() for m in self.masks.values())
+            kept = sum(int(torch.count_nonzero(m)) for m in self.masks.values()) / sum(m.numel() for m in self.masks.values())
             self.trajectory.append({"step": step, "target_keep": target_keep, "achieved_keep": kept})
 
     def summary(self) -> dict[str, Any]:

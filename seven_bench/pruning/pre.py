@@ -94,7 +94,7 @@ class PrePruner(Pruner):
                         param.copy_(dense[name] * masks[name])
                     else:
                         param.mul_(masks[name])
-            kept = sum(int(m.sum()) for m in masks.values()) / sum(m.numel() for m in masks.values())
+            kept = sum(int(torch.count_nonzero(m)) for m in masks.values()) / sum(m.numel() for m in masks.values())
             self.trajectory.append((t, ratio, kept))
         ctx.model.zero_grad(set_to_none=True)
         ctx.model.train(was_training)
