@@ -60,13 +60,33 @@ class FitResult:
     eval_seconds: float = 0.0
 
 
+def train_step(ctx: PruneContext, pruner: Pruner, optimizer: torch.optim.Optimizer, scheduler: Any,
+               batch: dict[str, Any], step: int, max_grad_norm: float | None) -> torch.Tensor:
+    """One optimizer step with pruning: loss (+ the pruner's regulariser), backward, clip, step, the dyn
+    pruner's update while .grad still holds this step's gradient, masks re-applied. Returns the loss."""
+    loss = task_loss(forward_logits(ctx.model, batch), batch["labels"], ctx.num_labels)
+    extra = pruner.extra_loss(ctx)
+    if extra is not None:
+        loss = loss + extra
+    if not torch.isfinite(loss.detach()):
+        raise NanLossError(step)
+    loss.backward()
+    if max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(ctx.model.parameters(), float(max_grad_norm))
+    optimizer.step()
+    scheduler.step()
+    pruner.after_optimizer_step(step, ctx)
+    apply_masks_(ctx.prunable, pruner.masks)
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
 def fit(ctx: PruneContext, pruner: Pruner, train_loader: Iterable[dict[str, Any]], settings: dict[str, Any],
         evaluate: Callable[[], dict[str, dict[str, float]]], progress: bool = True) -> FitResult:
     """Train for settings.epochs (capped at ctx.total_steps optimizer steps), evaluating each epoch."""
     model, device = ctx.model, ctx.device
     optimizer = build_optimizer(model, pruner.param_groups(), settings)
     scheduler = build_scheduler(optimizer, settings, ctx.total_steps)
-    max_norm = settings.get("max_grad_norm")
     result = FitResult()
     started = time.perf_counter()
     bar = tqdm(total=ctx.total_steps, desc="fine-tune", disable=not progress, dynamic_ncols=True)
@@ -74,21 +94,7 @@ def fit(ctx: PruneContext, pruner: Pruner, train_loader: Iterable[dict[str, Any]
     for epoch in range(1, int(settings["epochs"]) + 1):
         model.train()
         for batch in train_loader:
-            batch = to_device(batch, device)
-            loss = task_loss(forward_logits(model, batch), batch["labels"], ctx.num_labels)
-            extra = pruner.extra_loss(ctx)
-            if extra is not None:
-                loss = loss + extra
-            if not torch.isfinite(loss.detach()):
-                raise NanLossError(step)
-            loss.backward()
-            if max_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), float(max_norm))
-            optimizer.step()
-            scheduler.step()
-            pruner.after_optimizer_step(step, ctx)
-            apply_masks_(ctx.prunable, pruner.masks)
-            optimizer.zero_grad(set_to_none=True)
+            loss = train_step(ctx, pruner, optimizer, scheduler, to_device(batch, device), step, settings.get("max_grad_norm"))
             step += 1
             bar.update(1)
             if step % 10 == 0:

@@ -59,6 +59,8 @@ class PrePruner(Pruner):
         self.samples_per_class = samples_per_class
         self.temperature = temperature
         self.trajectory: list[tuple[int, float, float]] = []
+        self.dense: dict[str, torch.Tensor] | None = None
+        self._was_training = True
 
     def _signal(self, ctx: PruneContext) -> dict[str, torch.Tensor] | None:
         if self.criterion.signal == "none":
@@ -72,33 +74,43 @@ class PrePruner(Pruner):
         return ctx.mean_gradients(batches)
 
     def prepare(self, ctx: PruneContext) -> None:
-        prunable = ctx.prunable
-        masks: Masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in prunable.items()}
+        self.start(ctx)
+        for t in range(1, self.steps + 1):
+            self.step(ctx, t)
+        self.finish(ctx)
+
+    def start(self, ctx: PruneContext) -> None:
+        self.masks = {n: torch.ones_like(p, dtype=torch.bool) for n, p in ctx.prunable.items()}
         # Resurrection (FORCE) scores the dense pretrained weights and restarts each step from them;
         # without it, pruned weights are zero and never chosen again, so no copy is needed.
-        dense = {n: p.detach().clone() for n, p in prunable.items()} if self.resurrection else None
-        was_training = ctx.model.training
+        self.dense = {n: p.detach().clone() for n, p in ctx.prunable.items()} if self.resurrection else None
+        self._was_training = ctx.model.training
         ctx.model.train(self.grad_mode == "train")
-        for t in range(1, self.steps + 1):
-            signal = self._signal(ctx)
-            weights = dense if dense is not None else {n: p.detach() for n, p in prunable.items()}
-            self.criterion.update(t, weights, signal)
-            del signal
-            ratio = self.schedule(self.density, t, self.steps)
-            masks = self.select(self.criterion.scores(), ratio, None if self.resurrection else masks)
-            if not self.resurrection:
-                self.criterion.forget(masks)
-            with torch.no_grad():
-                for name, param in prunable.items():
-                    if dense is not None:
-                        param.copy_(dense[name] * masks[name])
-                    else:
-                        param.mul_(masks[name])
-            kept = sum(int(torch.count_nonzero(m)) for m in masks.values()) / sum(m.numel() for m in masks.values())
-            self.trajectory.append((t, ratio, kept))
+
+    def step(self, ctx: PruneContext, t: int) -> None:
+        """Scoring step t of `steps`: signal at W*M, criterion update, cut to the schedule's keep ratio."""
+        assert self.masks is not None
+        signal = self._signal(ctx)
+        weights = self.dense if self.dense is not None else {n: p.detach() for n, p in ctx.prunable.items()}
+        self.criterion.update(t, weights, signal)
+        del signal
+        ratio = self.schedule(self.density, t, self.steps)
+        self.masks = self.select(self.criterion.scores(), ratio, None if self.resurrection else self.masks)
+        if not self.resurrection:
+            self.criterion.forget(self.masks)
+        with torch.no_grad():
+            for name, param in ctx.prunable.items():
+                if self.dense is not None:
+                    param.copy_(self.dense[name] * self.masks[name])
+                else:
+                    param.mul_(self.masks[name])
+        kept = sum(int(torch.count_nonzero(m)) for m in self.masks.values()) / sum(m.numel() for m in self.masks.values())
+        self.trajectory.append((t, ratio, kept))
+
+    def finish(self, ctx: PruneContext) -> None:
+        self.dense = None
         ctx.model.zero_grad(set_to_none=True)
-        ctx.model.train(was_training)
-        self.masks = masks
+        ctx.model.train(self._was_training)
 
     def summary(self) -> dict[str, Any]:
         return {"scoring_steps": self.steps, "resurrection": self.resurrection,
