@@ -69,15 +69,13 @@ def _build_pretrained(source: str, cfg: Mapping[str, Any], task: TaskInfo, devic
 
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=task.num_labels)
-    model.to(device)
+    return _bundle(model.to(device), tokenizer, cfg, source)
+
+
+def _bundle(model: nn.Module, tokenizer: Any, cfg: Mapping[str, Any], source: str) -> ModelBundle:
     prunable = text_prunable(model, bool(cfg.get("prune_pooler", True)))
-    return ModelBundle(
-        model=model,
-        prunable=prunable,
-        modality="text",
-        tokenizer=tokenizer,
-        info={"source": source, "prunable_weights": sum(p.numel() for p in prunable.values())},
-    )
+    return ModelBundle(model=model, prunable=prunable, modality="text", tokenizer=tokenizer,
+                       info={"source": source, "prunable_weights": sum(p.numel() for p in prunable.values())})
 
 
 def _check_bert(cfg: Mapping[str, Any]) -> None:
@@ -122,15 +120,7 @@ def _build_tiny(cfg: Mapping[str, Any], task: TaskInfo, device: torch.device) ->
         max_position_embeddings=512,
         num_labels=task.num_labels,
     )
-    model = BertForSequenceClassification(config).to(device)
-    prunable = text_prunable(model, bool(cfg.get("prune_pooler", True)))
-    return ModelBundle(
-        model=model,
-        prunable=prunable,
-        modality="text",
-        tokenizer=tokenizer,
-        info={"source": "random:tiny_bert", "prunable_weights": sum(p.numel() for p in prunable.values())},
-    )
+    return _bundle(BertForSequenceClassification(config).to(device), tokenizer, cfg, "random:tiny_bert")
 
 
 MODELS.add("bert", ModelEntry("bert", "text", _check_bert, _build_bert, "BERT-base uncased (hub bert-base-uncased)"))

@@ -27,14 +27,19 @@ class Criterion(Protocol):
         """Drop what was learned about pruned entries (no-resurrection methods)."""
 
 
-class Magnitude:
+class _Instant:
+    """Criteria whose score is a function of the latest step alone (nothing accumulates)."""
+
     signal = "none"
 
     def __init__(self) -> None:
         self._scores: Tensors = {}
 
     def update(self, t: int, weights: Tensors, signal: Tensors | None) -> None:
-        self._scores = {n: F.magnitude(w) for n, w in weights.items()}
+        self._scores = {n: self.score(w, None if signal is None else signal[n]) for n, w in weights.items()}
+
+    def score(self, w: torch.Tensor, signal: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
 
     def scores(self) -> Tensors:
         return self._scores
@@ -43,60 +48,41 @@ class Magnitude:
         pass
 
 
-class Random:
+class Magnitude(_Instant):
+    def score(self, w: torch.Tensor, signal: torch.Tensor | None) -> torch.Tensor:
+        return F.magnitude(w)
+
+
+class Random(_Instant):
     """i.i.d. uniform scores from a seeded generator: a global random mask, uniform per layer in expectation."""
 
-    signal = "none"
-
     def __init__(self, seed: int) -> None:
+        super().__init__()
         self.seed = seed
-        self._scores: Tensors = {}
 
     def update(self, t: int, weights: Tensors, signal: Tensors | None) -> None:
         gen = torch.Generator().manual_seed(self.seed)
         self._scores = {n: torch.rand(w.shape, generator=gen).to(w.device) for n, w in weights.items()}
 
-    def scores(self) -> Tensors:
-        return self._scores
 
-    def forget(self, masks: Tensors) -> None:
-        pass
-
-
-class Snip:
+class Snip(_Instant):
     """|W * g| of the latest step only (SNIP one-shot; iterative SNIP and FORCE recompute it each step)."""
 
     signal = "grad"
 
-    def __init__(self) -> None:
-        self._scores: Tensors = {}
-
-    def update(self, t: int, weights: Tensors, signal: Tensors | None) -> None:
+    def score(self, w: torch.Tensor, signal: torch.Tensor | None) -> torch.Tensor:
         assert signal is not None
-        self._scores = {n: F.snip(w, signal[n]) for n, w in weights.items()}
-
-    def scores(self) -> Tensors:
-        return self._scores
-
-    def forget(self, masks: Tensors) -> None:
-        pass
+        return F.snip(w, signal)
 
 
-class Grasp:
+class Grasp(_Instant):
+    """+W * Hg, kept largest (GraSP removes the largest -W * Hg)."""
+
     signal = "hessian_grad"
 
-    def __init__(self) -> None:
-        self._scores: Tensors = {}
-
-    def update(self, t: int, weights: Tensors, signal: Tensors | None) -> None:
+    def score(self, w: torch.Tensor, signal: torch.Tensor | None) -> torch.Tensor:
         assert signal is not None
-        self._scores = {n: F.grasp_keep(w, signal[n]) for n, w in weights.items()}
-
-    def scores(self) -> Tensors:
-        return self._scores
-
-    def forget(self, masks: Tensors) -> None:
-        pass
+        return F.grasp_keep(w, signal)
 
 
 class Seven:
