@@ -44,6 +44,7 @@ def write_record(path: Path, record: dict[str, Any]) -> None:
             json.dump(record, f, indent=1, sort_keys=False, default=str)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; colleagues on a shared results folder must read records
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

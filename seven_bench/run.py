@@ -58,12 +58,18 @@ def run_cell(spec: CellSpec, results_dir: str | Path, force: bool = False, exper
     path = record_path(results_dir, spec.cell_hash)
     if not force and is_complete(path):
         log.info("cell %s already complete: %s (force=true reruns it)", spec.cell_hash, path)
-        return load_record(path) or {}
+        record = load_record(path) or {}
+        if experiment and experiment not in record.get("experiments", []):
+            # the same cell serves several tables (dense rows, Table IV's default SEVEN-pre): tag, don't rerun
+            record["experiments"] = [*record.get("experiments", []), experiment]
+            write_record(path, record)
+        return record
     settings = spec.trainer
     device = resolve_device(settings["device"])
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "status": "failed", "error": None, "failed_at_step": None,
-        "cell_hash": spec.cell_hash, "experiment": experiment, "spec": spec.to_dict(),
+        "cell_hash": spec.cell_hash, "experiment": experiment, "experiments": [experiment] if experiment else [],
+        "spec": spec.to_dict(),
         "metrics": {}, "sparsity": {"target": spec.sparsity}, "timing": {}, "pruner": {},
         "env": environment(str(device)), "warnings": [], "created_at": now_iso(),
     }

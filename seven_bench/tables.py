@@ -173,7 +173,8 @@ def _is_seven_pre_ablation(pruner: Mapping[str, Any]) -> bool:
 
 
 def table_keys(record: Mapping[str, Any]) -> list[str]:
-    """The tables a record feeds: its ``experiment`` when set, else the paper's design.
+    """The tables a record feeds: every experiment that asked for it (``experiments``; a complete cell
+    requested by a second table's sweep is tagged, not rerun), else the paper's design.
 
     CLIP (or its stand-in) pre-pruned or dense -> table1. Text models pre-pruned -> table2, dynamically
     pruned -> table3, dense -> both (the paper prints the same Full BERT-base line in each). SEVEN-pre
@@ -181,9 +182,9 @@ def table_keys(record: Mapping[str, Any]) -> list[str]:
     Tables I-III, so they must not be averaged into them. A record matching no rule (e.g. CLIP with dynamic
     pruning) belongs to no table; it still appears in records.csv.
     """
-    experiment = record.get("experiment")
-    if experiment:
-        return [str(experiment)]
+    tags = list(record.get("experiments") or ([record["experiment"]] if record.get("experiment") else []))
+    if tags:
+        return list(dict.fromkeys(str(t) for t in tags))
     spec = record["spec"]
     pruner = spec["pruner"]
     if _is_seven_pre_ablation(pruner):

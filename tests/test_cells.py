@@ -111,8 +111,10 @@ def test_same_seed_same_mask_and_resume_skips_complete_cells(tmp_path):
     assert first["metrics"]["reported_value"] == again["metrics"]["reported_value"]
     other_seed = run_cell(_spec("pruner=seven_pre", "sparsity=0.5", "pruner.num_batches=2", "seed=1"), tmp_path, progress=False)
     assert other_seed["sparsity"]["per_layer"] != first["sparsity"]["per_layer"]
-    # a complete record is not rerun
-    assert run_cell(spec, tmp_path, progress=False)["created_at"] == first["created_at"]
+    # a complete record is not rerun; a second table asking for it tags it
+    again = run_cell(spec, tmp_path, experiment="table4", progress=False)
+    assert again["created_at"] == first["created_at"] and again["experiments"] == ["table4"]
+    assert json.loads(record_path(tmp_path, spec.cell_hash).read_text())["experiments"] == ["table4"]
     path = record_path(tmp_path, spec.cell_hash)
     broken = json.loads(path.read_text()) | {"status": "failed"}
     path.write_text(json.dumps(broken))
