@@ -65,7 +65,9 @@ def train_step(ctx: PruneContext, pruner: Pruner, optimizer: torch.optim.Optimiz
     """One optimizer step with pruning: loss (+ the pruner's regulariser), backward, clip, step, the dyn
     pruner's update while .grad still holds this step's gradient, masks re-applied. Returns the loss."""
     loss = task_loss(forward_logits(ctx.model, batch), batch["labels"], ctx.num_labels)
+    ctx.step_loss = loss
     extra = pruner.extra_loss(ctx)
+    ctx.step_loss = None
     if extra is not None:
         loss = loss + extra
     if not torch.isfinite(loss.detach()):

@@ -75,3 +75,18 @@ for _entry in (
     PrunerEntry("seven_dyn", "dyn", _seven_dyn, "SEVEN-dyn: the SEVEN score inside the fine-tuning loop, cubic window"),
 ):
     PRUNERS.add(_entry.name, _entry)
+
+
+# Dynamic baselines of Table III (their own papers' algorithms; `variant: seven_repo` = the SEVEN repo's).
+from seven_bench.pruning import dyn_baselines as _dyn  # noqa: E402
+
+for _entry in (
+    PrunerEntry("platon", "dyn", _dyn.build_platon,
+                "PLATON: |W g| window-averaged, EMA sensitivity x uncertainty, cubic with warm-ups, global, regrowth"),
+    PrunerEntry("movement", "dyn", _dyn.build_movement,
+                "movement pruning: learned scores, TopK straight-through, cubic with warm-ups (per tensor)"),
+    PrunerEntry("soft_movement", "dyn", _dyn.build_soft_movement,
+                "soft movement: sigmoid(S) > tau plus an L1 penalty on sigmoid(S); sparsity is indirect"),
+    PrunerEntry("gmp", "dyn", _dyn.build_gmp, "gradual magnitude pruning, cubic schedule with warm-ups, global"),
+):
+    PRUNERS.add(_entry.name, _entry)

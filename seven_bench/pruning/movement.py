@@ -1,0 +1,328 @@
+"""Movement pruning with learned scores (Sanh, Wolf, Rush, NeurIPS 2020), as the authors' code runs it:
+huggingface/transformers `examples/research_projects/movement-pruning` (`emmental/modules/binarizer.py`,
+`masked_nn.py`, `masked_run_glue.py`). ALGORITHMS.md section 4.6.
+
+Every prunable tensor W gets a score tensor S (mask_init constant, mask_scale 0 -> S0 = 0) trained by the
+optimizer with its own learning rate (`param_groups`). The forward uses W * M(S) with a straight-through
+estimator: dL/dS = dL/d(W*M) * W, dL/dW = dL/d(W*M) * M.
+  * hard movement (`topK`): M = TopK(S, r_t) per tensor (default) or, with `selection: global`, one
+    threshold on all scores recomputed every `global_topk_frequency` steps and held in between
+    (the original's `--global_topk`, which compares S with that value);
+  * soft movement (`sigmoied_threshold`): M = 1[sigmoid(S) > tau_t], at least 0.5% of each tensor kept,
+    and the loss gets lambda_t * mean_l ||sigmoid(S_l)||_1 / numel_l with lambda_t = final_lambda * tau_t / tau_f.
+r_t (or tau_t) follows the cubic schedule with warm-ups, computed at the start of each step from the number
+of optimizer steps done (`schedule_threshold(global_step)`). As in the original's `evaluate()`, evaluation
+uses the final value (r_f, tau_f). Pruned weights keep their values (they are masked in the forward, not
+zeroed), so a weight whose score climbs back comes back with its old value.
+
+The masking is hooked into the model without rewriting it: `torch.nn.utils.parametrize` on the module
+that owns each prunable Parameter (nn.Linear weights, CLIP's packed `in_proj_weight` alike). The prunable
+Parameter objects stay the same objects (they become `parametrizations.<attr>.original`), so the
+optimizer and the trainer's `apply_masks_` keep working; during training `masks` is None (the forward does
+the masking). After the last optimizer step the final mask is baked into the weights (W <- W * M, the
+parametrizations removed) and `masks` holds it, so the record's sparsity is measured on the real weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from seven_bench.errors import UserError
+from seven_bench.pruning.base import Masks, PruneContext
+from seven_bench.pruning.dyn_baselines import CubicDynPruner
+from seven_bench.pruning.selection import top_k_flat
+
+MIN_KEEP_FRACTION = 0.005  # ThresholdBinarizer keeps at least int(0.005 * n) + 1 entries per tensor
+
+
+def topk_mask(scores: torch.Tensor, keep_ratio: float) -> torch.Tensor:
+    """TopKBinarizer: the int(r * n) largest scores of one tensor (bool; ties broken by position)."""
+    k = int(keep_ratio * scores.numel())
+    return top_k_flat(scores.detach().reshape(-1).float(), k).view(scores.shape)
+
+
+def threshold_mask(scores: torch.Tensor, threshold: float, sigmoid: bool) -> torch.Tensor:
+    """ThresholdBinarizer: S > tau (or sigmoid(S) > tau); if fewer than int(0.005 n) + 1 survive, keep the
+    entries above the (n - nb_min)-th smallest score instead (bool)."""
+    s = scores.detach()
+    n = s.numel()
+    nb_min = int(MIN_KEEP_FRACTION * n) + 1
+    mask = (torch.sigmoid(s) > threshold) if sigmoid else (s > threshold)
+    if int(mask.sum()) < nb_min:
+        k_threshold = s.reshape(-1).kthvalue(max(n - nb_min, 1)).values
+        mask = s > k_threshold
+    return mask
+
+
+def global_score_threshold(scores: list[torch.Tensor], keep_ratio: float) -> float:
+    """The original's global TopK value: kthvalue(max(n - (int(n r) + 1), 1)) of all scores."""
+    concat = torch.cat([s.detach().reshape(-1).float() for s in scores])
+    n = concat.numel()
+    kth = max(n - (int(n * keep_ratio) + 1), 1)
+    return float(concat.kthvalue(kth).values.item())
+
+
+class TopKBinarizer(torch.autograd.Function):
+    """M = TopK(S, r) forward, identity backward (straight-through)."""
+
+    @staticmethod
+    def forward(ctx: Any, scores: torch.Tensor, keep_ratio: float) -> torch.Tensor:  # type: ignore[override]
+        return topk_mask(scores, keep_ratio).to(scores.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return grad_output, None
+
+
+class ThresholdBinarizer(torch.autograd.Function):
+    """M = 1[S > tau] (or 1[sigmoid(S) > tau]) with the 0.5% floor, identity backward (straight-through)."""
+
+    @staticmethod
+    def forward(ctx: Any, scores: torch.Tensor, threshold: float, sigmoid: bool) -> torch.Tensor:  # type: ignore[override]
+        return threshold_mask(scores, threshold, sigmoid).to(scores.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        return grad_output, None, None
+
+
+class MaskedWeight(nn.Module):
+    """The parametrization: W -> W * M(S), M from the owning pruner (which holds S outside the model, so
+    the scores are not model parameters and get their own optimizer group)."""
+
+    def __init__(self, owner: "_LearnedScorePruner", target: str):
+        super().__init__()
+        self.owner = owner  # a plain object, not registered as a submodule
+        self.target = target
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight * self.owner.forward_mask(self.target, self.training).to(weight.dtype)
+
+
+def owning_modules(model: nn.Module, prunable: dict[str, nn.Parameter]) -> dict[str, tuple[nn.Module, str]]:
+    """name -> (module, attribute) that holds each prunable Parameter directly."""
+    by_id = {id(p): n for n, p in prunable.items()}
+    owners: dict[str, tuple[nn.Module, str]] = {}
+    for module in model.modules():
+        for attr, param in module._parameters.items():
+            if param is not None and id(param) in by_id and by_id[id(param)] not in owners:
+                owners[by_id[id(param)]] = (module, attr)
+    missing = [n for n in prunable if n not in owners]
+    if missing:
+        raise UserError(f"prunable tensors not owned by any module of the model: {', '.join(missing[:3])}")
+    return owners
+
+
+class _LearnedScorePruner(CubicDynPruner):
+    """Scores, parametrizations, the per-step schedule value and the final bake, shared by both methods."""
+
+    def __init__(self, density: float, warmup_steps: int, initial_warmup: float, final_warmup: float,
+                 scores_lr: float, mask_init: float, fit_schedule: bool, initial_value: float, final_value: float):
+        super().__init__(density, warmup_steps, initial_warmup, final_warmup, fit_schedule, initial_value, final_value)
+        self.scores_lr = float(scores_lr)
+        self.mask_init = float(mask_init)
+        self.scores: dict[str, nn.Parameter] = {}
+        self._owners: dict[str, tuple[nn.Module, str]] = {}
+        self._prunable: dict[str, nn.Parameter] = {}
+        self._eval_cache: dict[str, torch.Tensor] = {}
+        self.step_value = initial_value  # r_t (movement) or tau_t (soft movement) of the step being run
+        self.finalized = False
+
+    # --- set-up -------------------------------------------------------------------------------------
+    def _plan(self, ctx: PruneContext):  # type: ignore[no-untyped-def]
+        plan = super()._plan(ctx)
+        if plan.t_i + plan.t_f >= plan.total:
+            self.warnings.append(
+                f"{self.name}: the training forward does not reach the final value within the cell; as in the "
+                f"original's evaluation, the final mask (at {plan.final}) is still what is evaluated and baked in")
+        return plan
+
+    def prepare(self, ctx: PruneContext) -> None:
+        self._plan(ctx)
+        self._prunable = dict(ctx.prunable)
+        self.scores = {n: nn.Parameter(torch.full(p.shape, self.mask_init, dtype=torch.float32, device=p.device))
+                       for n, p in ctx.prunable.items()}
+        self._owners = owning_modules(ctx.model, ctx.prunable)
+        for name, (module, attr) in self._owners.items():
+            parametrize.register_parametrization(module, attr, MaskedWeight(self, name), unsafe=True)
+            if getattr(module.parametrizations, attr).original is not ctx.prunable[name]:
+                raise RuntimeError(f"parametrizing {name} replaced its Parameter object")
+        self.masks = None  # the forward masks; nothing for the trainer to re-apply until the bake
+        self._begin_step(0)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": list(self.scores.values()), "lr": self.scores_lr, "weight_decay": 0.0}]
+
+    # --- masks ----------------------------------------------------------------------------------------
+    def forward_mask(self, name: str, training: bool) -> torch.Tensor:
+        if training and not self.finalized:
+            return self.train_mask(name)
+        if name not in self._eval_cache:
+            self._eval_cache[name] = self.final_mask(name).to(torch.float32)
+        return self._eval_cache[name]
+
+    def train_mask(self, name: str) -> torch.Tensor:
+        """The differentiable (straight-through) mask of the current step."""
+        raise NotImplementedError
+
+    def final_mask(self, name: str) -> torch.Tensor:
+        """The bool mask at the final value (evaluation and the bake)."""
+        raise NotImplementedError
+
+    def _begin_step(self, step: int) -> None:
+        """Schedule value for the forward of optimizer step `step` (0-based = steps already done)."""
+        assert self.plan is not None
+        self.step_value = self.plan.at(step)
+        self._eval_cache.clear()
+
+    # --- training hooks -------------------------------------------------------------------------------
+    def after_optimizer_step(self, step: int, ctx: PruneContext) -> None:
+        last = ctx.total_steps - 1
+        if self.finalized:
+            return
+        if self._due_record(step, last):
+            with torch.no_grad():
+                current = {n: self.train_mask(n).detach().bool() for n in self.scores}
+            self._record_step(step, self._kept(current))
+        if step >= last:
+            self.finalize(ctx)
+            return
+        self._begin_step(step + 1)
+
+    def _record_step(self, step: int, kept: float) -> None:
+        self._record(step, self.step_value, kept)
+
+    @torch.no_grad()
+    def finalize(self, ctx: PruneContext | None = None) -> Masks:
+        """Bake the final mask into the weights, remove the parametrizations, expose `masks`."""
+        if self.finalized:
+            assert self.masks is not None
+            return self.masks
+        masks = {n: self.final_mask(n).bool() for n in self.scores}
+        for name, (module, attr) in self._owners.items():
+            parametrize.remove_parametrizations(module, attr, leave_parametrized=False)
+            if getattr(module, attr) is not self._prunable[name]:
+                raise RuntimeError(f"removing the parametrization of {name} replaced its Parameter object")
+        for name, param in self._prunable.items():
+            param.mul_(masks[name])
+        self.finalized = True
+        self._eval_cache.clear()
+        self.masks = masks
+        return masks
+
+    def summary(self) -> dict[str, Any]:
+        out = super().summary()
+        out.update(scores_lr=self.scores_lr, mask_init=self.mask_init, finalized=self.finalized,
+                   hook="torch.nn.utils.parametrize", eval_uses_final_value=True, regrowth=True)
+        return out
+
+
+class Movement(_LearnedScorePruner):
+    """Hard movement pruning (`--pruning_method topK`), per-tensor TopK by default."""
+
+    name = "movement"
+
+    def __init__(self, density: float, warmup_steps: int, initial_warmup: float, final_warmup: float, *,
+                 selection: str = "layer", scores_lr: float = 1e-2, mask_init: float = 0.0,
+                 global_topk_frequency: int = 25, fit_schedule: bool = False, initial_ratio: float = 1.0):
+        if selection not in ("layer", "global"):
+            raise UserError(f"pruner.selection={selection!r}: choose layer (per-tensor TopK) or global")
+        super().__init__(density, warmup_steps, initial_warmup, final_warmup, scores_lr, mask_init, fit_schedule,
+                         initial_ratio, density)
+        self.selection = selection
+        self.global_topk_frequency = max(1, int(global_topk_frequency))
+        self.global_threshold: float | None = None
+
+    def _begin_step(self, step: int) -> None:
+        super()._begin_step(step)
+        if self.selection != "global":
+            return
+        if self.step_value >= 1.0:
+            self.global_threshold = float("-inf")  # the original's "-1e2": keep everything
+        elif self.global_threshold in (None, float("-inf")) or step % self.global_topk_frequency == 0:
+            self.global_threshold = global_score_threshold(list(self.scores.values()), self.step_value)
+
+    def train_mask(self, name: str) -> torch.Tensor:
+        scores = self.scores[name]
+        if self.selection == "global":
+            assert self.global_threshold is not None
+            return ThresholdBinarizer.apply(scores, self.global_threshold, False)
+        return TopKBinarizer.apply(scores, self.step_value)
+
+    def final_mask(self, name: str) -> torch.Tensor:
+        scores = self.scores[name]
+        if self.selection == "global":
+            if "__global__" not in self._eval_cache:
+                thr = global_score_threshold(list(self.scores.values()), self.final_value)
+                self._eval_cache["__global__"] = torch.tensor(thr)
+            return threshold_mask(scores, float(self._eval_cache["__global__"]), False)
+        return topk_mask(scores, self.final_value)
+
+    def summary(self) -> dict[str, Any]:
+        out = super().summary()
+        out.update(selection=self.selection, method="topK")
+        if self.selection == "global":
+            out["global_topk_frequency"] = self.global_topk_frequency
+        return out
+
+
+class SoftMovement(_LearnedScorePruner):
+    """Soft movement pruning (`--pruning_method sigmoied_threshold --regularization l1`). The cell's
+    sparsity is NOT a control input: final_threshold and final_lambda decide what is pruned, and the record
+    holds the sparsity reached (a warning says so when it misses the target by more than 1 point)."""
+
+    name = "soft_movement"
+
+    def __init__(self, density: float, warmup_steps: int, initial_warmup: float, final_warmup: float, *,
+                 final_threshold: float = 0.1, final_lambda: float = 400.0, initial_threshold: float = 0.0,
+                 scores_lr: float = 1e-2, mask_init: float = 0.0, fit_schedule: bool = False):
+        if not 0.0 < final_threshold < 1.0:
+            raise UserError(f"pruner.final_threshold={final_threshold} must be in (0, 1): it is compared with sigmoid(S)")
+        super().__init__(density, warmup_steps, initial_warmup, final_warmup, scores_lr, mask_init, fit_schedule,
+                         initial_threshold, final_threshold)
+        self.final_lambda = float(final_lambda)
+
+    @property
+    def step_lambda(self) -> float:
+        return self.final_lambda * self.step_value / self.final_value
+
+    def train_mask(self, name: str) -> torch.Tensor:
+        return ThresholdBinarizer.apply(self.scores[name], self.step_value, True)
+
+    def final_mask(self, name: str) -> torch.Tensor:
+        return threshold_mask(self.scores[name], self.final_value, True)
+
+    def penalty(self) -> torch.Tensor:
+        """mean over tensors of ||sigmoid(S_l)||_1 / numel_l (the `regularization(mode='l1')` term)."""
+        terms = [torch.sigmoid(s).sum() / s.numel() for s in self.scores.values()]
+        return torch.stack(terms).mean()
+
+    def extra_loss(self, ctx: PruneContext) -> torch.Tensor | None:
+        if self.finalized or self.final_lambda == 0.0:
+            return None
+        lam = self.step_lambda
+        if lam == 0.0:
+            return None
+        return lam * self.penalty()
+
+    def _record_step(self, step: int, kept: float) -> None:
+        self._record(step, None, kept, threshold=self.step_value, regu_lambda=self.step_lambda)
+
+    def summary(self) -> dict[str, Any]:
+        out = super().summary()
+        out.update(method="sigmoied_threshold", final_threshold=self.final_value, final_lambda=self.final_lambda,
+                   initial_threshold=self.initial_value, sparsity_control="indirect (final_threshold, final_lambda)")
+        if self.masks is not None:
+            achieved = 1.0 - self._kept(self.masks)
+            out["achieved_sparsity"] = achieved
+            target = 1.0 - self.density
+            if abs(achieved - target) > 0.01:
+                out["warnings"] = list(out["warnings"]) + [
+                    f"soft_movement controls sparsity only through final_threshold={self.final_value} and "
+                    f"final_lambda={self.final_lambda}: it reached sparsity {achieved:.3f}, not the cell's target "
+                    f"{target:.3f}; the record's achieved sparsity is what counts"]
+        return out
