@@ -95,7 +95,7 @@ def run_cell(spec: CellSpec, results_dir: str | Path, force: bool = False, exper
 
         pruner = PRUNERS.get(spec.pruner["name"]).build(spec.pruner, spec.density, spec.seed)
         ctx = PruneContext(bundle.model, bundle.prunable, endless(score_loader, device), info.num_labels,
-                           total_steps, spec.seed, device)
+                           total_steps, spec.seed, device, progress=progress)
         t0 = time.perf_counter()
         pruner.prepare(ctx)
         apply_masks_(bundle.prunable, pruner.masks)

@@ -107,6 +107,7 @@ def build_spec(cfg: Mapping[str, Any]) -> CellSpec:
 
     pruner, pruner_trainer = resolve_pruner(pruner_cfg, task_entry.info.name)
     pruner["timing"] = pruner_entry.timing
+    pruner_entry.build(pruner, 1.0 - sparsity, seed)  # constructors only check and store: bad values stop here
     trainer = resolve_trainer(raw.get("trainer") or {}, model_entry.modality, pruner_entry.timing,
                               pruner_trainer, pruner_entry.name)
     user_trainer = raw.get("trainer") or {}

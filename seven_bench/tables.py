@@ -192,6 +192,8 @@ def table_keys(record: Mapping[str, Any]) -> list[str]:
     if (spec.get("trainer") or {}).get("optimizer") == "lion":
         return ["table5"]
     model, timing = spec["model"]["name"], pruner.get("timing")
+    if pruner.get("name") == "gmp":  # gradual magnitude is the paper's "Progressive" row of Tables I and II
+        return ["table1"] if model in IMAGE_MODELS else ["table2"] if model in TEXT_MODELS else []
     if model in IMAGE_MODELS:
         return ["table1"] if timing in ("pre", "none") else []
     if model in TEXT_MODELS:
@@ -207,7 +209,8 @@ def table_keys(record: Mapping[str, Any]) -> list[str]:
 def method_key(record: Mapping[str, Any]) -> str:
     """The row a record fills, as a method key of baselines/README.md.
 
-    Dense runs (timing "none") are "dense" whatever the pruner entry is called. A SEVEN-pre ablation gets its
+    Dense runs (timing "none") are "dense" whatever the pruner entry is called. A non-original variant
+    (``platon[seven_repo]``) gets its own row. A SEVEN-pre ablation gets its
     non-default settings in brackets (``seven_pre[correction=m_only]``) rather than one of the paper's stripped
     variant labels, which cannot be matched reliably. Lion fine-tuning appends ``_lion`` (Table V's
     ``seven_pre_lion``).
@@ -222,6 +225,9 @@ def method_key(record: Mapping[str, Any]) -> str:
             if pruner.get(option, default) != default
         )
         key = f"{key}[{options}]"
+    variant = pruner.get("variant")
+    if variant not in (None, "original"):  # e.g. the SEVEN repo's re-implementations: never the original's row
+        key = f"{key}[{variant}]"
     if (spec.get("trainer") or {}).get("optimizer") == "lion":
         key += LION_SUFFIX
     return key

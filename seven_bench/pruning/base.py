@@ -40,6 +40,7 @@ class PruneContext:
     # The current batch's task loss (with its graph), set by the trainer just before `extra_loss`; a
     # regulariser built from the task gradient (SEVEN repo's soft movement, create_graph) needs it.
     step_loss: torch.Tensor | None = None
+    progress: bool = False  # show progress bars for long pruning phases (pre-pruning's N scoring steps)
 
     def loss(self, batch: dict[str, Any], temperature: float = 1.0) -> torch.Tensor:
         return task_loss(forward_logits(self.model, batch), batch["labels"], self.num_labels, temperature)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import torch
+from tqdm.auto import tqdm
 
 from seven_bench.pruning.base import Masks, PruneContext, Pruner
 from seven_bench.pruning.criteria import Criterion
@@ -75,7 +76,8 @@ class PrePruner(Pruner):
 
     def prepare(self, ctx: PruneContext) -> None:
         self.start(ctx)
-        for t in range(1, self.steps + 1):
+        for t in tqdm(range(1, self.steps + 1), desc=f"{self.name} scoring", disable=not ctx.progress or self.steps < 2,
+                      dynamic_ncols=True):
             self.step(ctx, t)
         self.finish(ctx)
 
