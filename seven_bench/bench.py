@@ -179,7 +179,11 @@ def _pruner_config(name: str) -> dict[str, Any]:
 
 def _always_pruning(name: str, repeats: int) -> dict[str, Any]:
     """Schedule settings that keep the pruner updating its mask at every benchmarked step."""
-    return {"seven_dyn": {"start": 0, "window": 10 * repeats, "fit_schedule": False}}.get(name, {})
+    horizon = 10 * repeats
+    # the cubic pruners' final phase (t_f covers every step) recomputes the mask at each step: their worst case
+    every_step = {"warmup_steps": horizon, "initial_warmup": 0, "final_warmup": 1, "fit_schedule": False}
+    return {"seven_dyn": {"start": 0, "window": horizon, "fit_schedule": False},
+            "platon": every_step, "movement": every_step}.get(name, {})
 
 
 def bench_selection(repeats: int) -> dict[str, Any]:
