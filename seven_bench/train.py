@@ -104,8 +104,12 @@ def fit(ctx: PruneContext, pruner: Pruner, train_loader: Iterable[dict[str, Any]
             if step >= ctx.total_steps:
                 break
         eval_start = time.perf_counter()
-        result.per_epoch.append({"epoch": epoch, "step": step, **evaluate()})
+        metrics = evaluate()
+        result.per_epoch.append({"epoch": epoch, "step": step, **metrics})
         result.eval_seconds += time.perf_counter() - eval_start
+        if progress:
+            shown = "; ".join(f"{split} " + ", ".join(f"{k} {v:.4f}" for k, v in m.items()) for split, m in metrics.items())
+            bar.write(f"epoch {epoch} (step {step}): {shown}")
         if step >= ctx.total_steps:
             break
     bar.close()
