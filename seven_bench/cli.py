@@ -32,6 +32,28 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
                 _fail(f"unknown {key} '{choice}': choose one of {', '.join(valid)}")
 
 
+def force_group_options(argv: list[str], conf_dir: Path = CONF_DIR) -> list[str]:
+    """In a sweep, `pruner.fit_schedule=true` beside `pruner=a,b` is checked by Hydra against the default
+    group option (dense), which lacks the key; `++` (set, adding where missing) lets each job resolve it
+    against its own pruner/model/task. A key no option of the group has is still refused, in one line."""
+    if not {"-m", "--multirun"} & set(argv):
+        return argv
+    import yaml
+
+    out = []
+    for arg in argv:
+        key = arg.split("=", 1)[0]
+        group, _, option = key.partition(".")
+        if "=" not in arg or arg.startswith(("+", "~", "-")) or group not in GROUPS or not option:
+            out.append(arg)
+            continue
+        known = set().union(*(yaml.safe_load(p.read_text()) or {} for p in (conf_dir / group).glob("*.yaml")))
+        if option.split(".")[0] not in known:
+            _fail(f"unknown option {key}: no {group} config has '{option.split('.')[0]}'")
+        out.append(f"++{arg}")
+    return out
+
+
 def _app(cfg) -> None:  # type: ignore[no-untyped-def]
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -66,6 +88,7 @@ def _app(cfg) -> None:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     check_group_choices(sys.argv[1:])
+    sys.argv[1:] = force_group_options(sys.argv[1:])
     import hydra
 
     hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")(_app)()

@@ -147,3 +147,13 @@ def test_cli_end_to_end_and_bad_names(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "seven_bench.cli", *SMOKE, "sparsity=1.5", f"results_dir={tmp_path}"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("seven-bench: error: sparsity=1.5")
+
+
+def test_sweep_group_options_are_forced_but_checked():
+    from seven_bench.cli import force_group_options
+
+    argv = ["-m", "pruner=seven_dyn,gmp", "pruner.fit_schedule=true", "trainer.max_steps=3"]
+    assert force_group_options(argv) == ["-m", "pruner=seven_dyn,gmp", "++pruner.fit_schedule=true", "trainer.max_steps=3"]
+    assert force_group_options(["pruner.fit_schedule=true"]) == ["pruner.fit_schedule=true"]  # single runs: Hydra checks
+    with pytest.raises(SystemExit):
+        force_group_options(["-m", "pruner.fit_schedul=true"])
