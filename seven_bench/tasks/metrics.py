@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import stats
+from sklearn import metrics as skm
 
 
 def _pair(preds: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -25,50 +26,36 @@ def _pair(preds: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 def accuracy(preds: np.ndarray, labels: np.ndarray) -> float:
     p, y = _pair(preds, labels)
-    return float(np.mean(p == y))
-
-
-def _binary_counts(preds: np.ndarray, labels: np.ndarray) -> tuple[int, int, int, int]:
-    """(tp, fp, fn, tn) with class 1 as the positive class."""
-    p, y = _pair(preds, labels)
-    pos_p, pos_y = p == 1, y == 1
-    tp = int(np.sum(pos_p & pos_y))
-    fp = int(np.sum(pos_p & ~pos_y))
-    fn = int(np.sum(~pos_p & pos_y))
-    tn = int(np.sum(~pos_p & ~pos_y))
-    return tp, fp, fn, tn
+    return float(skm.accuracy_score(y, p))
 
 
 def f1_binary(preds: np.ndarray, labels: np.ndarray) -> float:
     """F1 of class 1; 0.0 when there is no positive prediction and no positive label."""
-    tp, fp, fn, _ = _binary_counts(preds, labels)
-    denom = 2 * tp + fp + fn
-    return 2 * tp / denom if denom else 0.0
+    p, y = _pair(preds, labels)
+    return float(skm.f1_score(y, p, pos_label=1, labels=[0, 1], zero_division=0.0))
 
 
 def matthews_corrcoef(preds: np.ndarray, labels: np.ndarray) -> float:
-    """Binary Matthews correlation; 0.0 when any confusion-matrix margin is empty."""
-    tp, fp, fn, tn = _binary_counts(preds, labels)
-    denom = float(tp + fp) * float(tp + fn) * float(tn + fp) * float(tn + fn)
-    if denom == 0.0:
+    """Matthews correlation; scikit-learn already reports 0.0 when a confusion margin is empty."""
+    p, y = _pair(preds, labels)
+    return float(skm.matthews_corrcoef(y, p))
+
+
+def _correlation(statistic, preds: np.ndarray, labels: np.ndarray) -> float:
+    """A scipy correlation, 0.0 where either side is constant (scipy would warn and return NaN)."""
+    p, y = _pair(preds, labels)
+    p, y = p.astype(np.float64), y.astype(np.float64)
+    if p.size < 2 or np.ptp(p) == 0 or np.ptp(y) == 0:
         return 0.0
-    return float((tp * tn - fp * fn) / np.sqrt(denom))
+    return float(statistic(p, y)[0])
 
 
 def pearson(preds: np.ndarray, labels: np.ndarray) -> float:
-    p, y = _pair(preds, labels)
-    p, y = p.astype(np.float64), y.astype(np.float64)
-    if p.size < 2 or np.ptp(p) == 0 or np.ptp(y) == 0:
-        return 0.0
-    return float(stats.pearsonr(p, y)[0])
+    return _correlation(stats.pearsonr, preds, labels)
 
 
 def spearman(preds: np.ndarray, labels: np.ndarray) -> float:
-    p, y = _pair(preds, labels)
-    p, y = p.astype(np.float64), y.astype(np.float64)
-    if p.size < 2 or np.ptp(p) == 0 or np.ptp(y) == 0:
-        return 0.0
-    return float(stats.spearmanr(p, y)[0])
+    return _correlation(stats.spearmanr, preds, labels)
 
 
 def glue_metrics(task: str, preds: np.ndarray, labels: np.ndarray) -> dict[str, float]:
