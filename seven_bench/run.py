@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from seven_bench.errors import NanLossError
 from seven_bench.evaluate import evaluate
 from seven_bench.models import MODELS
-from seven_bench.pruning.base import PruneContext, achieved_sparsity, apply_masks_, pruned_but_nonzero
+from seven_bench.pruning.base import PruneContext, achieved_sparsity, apply_masks_, collapse_warnings, pruned_but_nonzero
 from seven_bench.pruning.registry import PRUNERS
 from seven_bench.records import SCHEMA_VERSION, environment, is_complete, load_record, now_iso, record_path, write_record
 from seven_bench.sources import data_root
@@ -117,6 +117,9 @@ def run_cell(spec: CellSpec, results_dir: str | Path, force: bool = False, exper
         overall, per_layer = achieved_sparsity(bundle.prunable, pruner.masks)
         record["sparsity"].update(achieved=overall, per_layer=per_layer, prunable_weights=sum(p.numel() for p in bundle.prunable.values()),
                                   pruned_but_nonzero=pruned_but_nonzero(bundle.prunable, pruner.masks))
+        for warning in collapse_warnings(per_layer):
+            log.warning("cell %s: %s", spec.cell_hash, warning)
+            record["warnings"].append(warning)
         summary = pruner.summary()
         record["warnings"] += summary.pop("warnings", [])
         record["pruner"] = summary

@@ -5,7 +5,7 @@ import itertools
 import torch
 
 from seven_bench.pruning import criteria
-from seven_bench.pruning.base import PruneContext
+from seven_bench.pruning.base import PruneContext, achieved_sparsity, collapse_warnings
 from seven_bench.pruning.pre import PrePruner, balanced_rows
 from seven_bench.pruning.registry import PRUNERS
 from seven_bench.pruning.schedules import linear
@@ -120,3 +120,18 @@ def test_grasp_sample_is_class_balanced():
     rows = balanced_rows(stream(), per_class=3, num_labels=2)
     got = torch.cat([b["labels"] for b in rows])
     assert sorted(got.tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+def test_a_globally_emptied_layer_is_reported_as_collapse():
+    # a small-scale "pooler" beside a large-scale layer: one global magnitude threshold at 50% takes
+    # every pooler weight (4 of 8), which the record must flag instead of showing a silent chance score
+    prunable = {"encoder.dense.weight": torch.nn.Parameter(torch.tensor([[5.0, 6.0], [7.0, 8.0]])),
+                "pooler.dense.weight": torch.nn.Parameter(torch.tensor([[0.1, -0.2], [0.3, -0.4]]))}
+    pruner = PRUNERS.get("magnitude").build({"name": "magnitude"}, 0.5, 0)
+    pruner.prepare(PruneContext(torch.nn.Module(), prunable, iter(()), num_labels=1, total_steps=1, seed=0))
+    masks = pruner.masks
+    overall, per_layer = achieved_sparsity(prunable, masks)
+    assert overall == 0.5 and per_layer == {"encoder.dense.weight": 0.0, "pooler.dense.weight": 1.0}
+    (warning,) = collapse_warnings(per_layer)
+    assert warning.startswith("pooler.dense.weight is fully pruned") and "model.prune_pooler=false" in warning
+    assert collapse_warnings({"a": 0.999, "b": 0.0}) == []

@@ -121,6 +121,15 @@ def achieved_sparsity(prunable: dict[str, nn.Parameter], masks: Masks | None) ->
     return (pruned_total / total if total else 0.0), per_layer
 
 
+def collapse_warnings(per_layer: dict[str, float]) -> list[str]:
+    """One warning per fully pruned tensor. A global threshold can empty a whole layer whose weights sit
+    on a small scale (MiniLM's pooler under magnitude pruning): the network then ignores its input, and
+    a chance-level score in the table should be read as layer collapse, not as the method's accuracy."""
+    return [f"{name} is fully pruned (layer collapse): everything after it no longer sees the input"
+            + ("; model.prune_pooler=false keeps the pooler dense" if "pooler" in name else "")
+            for name, fraction in per_layer.items() if fraction >= 1.0]
+
+
 def pruned_but_nonzero(prunable: dict[str, nn.Parameter], masks: Masks | None) -> int:
     """Pruned weights that are not exactly zero: must be 0 after every optimizer step."""
     if masks is None:
