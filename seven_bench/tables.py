@@ -772,6 +772,37 @@ def plot_sparsity_curves(frame: pd.DataFrame, baselines: pd.DataFrame, plots_dir
     return written
 
 
+def plot_schedules(records: Sequence[dict[str, Any]], plots_dir: Path) -> list[Path]:
+    """schedule_<model>_<task>_<pruner>_<hash>.png: target vs achieved sparsity per step of each dynamic
+    run, so a window cut short by the step budget (RTE, STS-B) or an indirect method missing its
+    target (soft movement) is visible at a glance rather than only as a warning string."""
+    written: list[Path] = []
+    for record in records:
+        trajectory = (record.get("pruner") or {}).get("trajectory") or []
+        if record.get("status") != "ok" or not trajectory:
+            continue
+        spec = record["spec"]
+        steps = [point["step"] for point in trajectory]
+        figure = Figure(figsize=(6.4, 4.0), layout="constrained")
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        for key, label, style in (("target_keep", "target (schedule)", "-"), ("achieved_keep", "achieved", "--")):
+            points = [(step, 1.0 - point[key]) for step, point in zip(steps, trajectory) if point.get(key) is not None]
+            if points:  # soft movement has no scheduled target, only what its penalty reached
+                axes.plot(*zip(*points), linestyle=style, label=label)
+        axes.axhline(spec["sparsity"], color="grey", linestyle=":", linewidth=1, label="final target")
+        name = spec["pruner"]["name"]
+        axes.set(xlabel="training step", ylabel="sparsity", ylim=(0.0, 1.0),
+                 title=f"{spec['model']['name']}: {task_label(spec['task']['name'])}, {name} @ {spec['sparsity']:.2f}")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="small")
+        plots_dir.mkdir(parents=True, exist_ok=True)
+        path = plots_dir / f"schedule_{spec['model']['name']}_{spec['task']['name']}_{name}_{record['cell_hash']}.png"
+        figure.savefig(path, dpi=120)
+        written.append(path)
+    return written
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="seven-bench-tables",
@@ -825,7 +856,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for note in view.notes:
             print(f"  note: {note}")
     plots = plot_sparsity_curves(frame, baselines, plots_dir)
-    print(f"records -> {out_dir / 'records.csv'}; {len(plots) // 2} sparsity plot(s) -> {plots_dir}")
+    schedules = plot_schedules(records, plots_dir)
+    print(f"records -> {out_dir / 'records.csv'}; {len(plots) // 2} sparsity plot(s), {len(schedules)} schedule plot(s) "
+          f"-> {plots_dir}")
     return 0
 
 

@@ -322,3 +322,18 @@ def test_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     write_records(tmp_path, seeds([0.7]))
     assert main(["--results-dir", str(tmp_path), "--baselines", str(tmp_path)]) == 2
     assert "--baselines" in capsys.readouterr().err
+
+
+def test_schedule_plots_one_file_per_dynamic_run(tmp_path):
+    from seven_bench.tables import plot_schedules
+
+    def record(name, cell, trajectory, status="ok"):
+        return {"status": status, "cell_hash": cell, "pruner": {"trajectory": trajectory},
+                "spec": {"model": {"name": "tiny_bert"}, "task": {"name": "rte"}, "pruner": {"name": name}, "sparsity": 0.5}}
+
+    steps = [{"step": s, "target_keep": 1 - 0.1 * s, "achieved_keep": 1 - 0.1 * s} for s in range(1, 6)]
+    soft = [{"step": s, "target_keep": None, "achieved_keep": 0.9} for s in range(1, 4)]
+    written = plot_schedules([record("seven_dyn", "aaa", steps), record("soft_movement", "bbb", soft),
+                              record("snip", "ccc", []), record("platon", "ddd", steps, status="failed")], tmp_path)
+    assert [p.name for p in written] == ["schedule_tiny_bert_rte_seven_dyn_aaa.png", "schedule_tiny_bert_rte_soft_movement_bbb.png"]
+    assert all(p.stat().st_size > 0 for p in written)
