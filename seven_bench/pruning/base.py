@@ -121,6 +121,16 @@ def achieved_sparsity(prunable: dict[str, nn.Parameter], masks: Masks | None) ->
     return (pruned_total / total if total else 0.0), per_layer
 
 
+def kept_fraction(masks: Masks) -> float:
+    """Fraction of all masked entries that are kept: the "achieved" side of a schedule trajectory."""
+    return sum(int(torch.count_nonzero(m)) for m in masks.values()) / max(1, sum(m.numel() for m in masks.values()))
+
+
+def step_gradients(prunable: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]:
+    """Each prunable tensor's gradient of the step just taken; zeros for a tensor the loss did not reach."""
+    return {n: p.grad if p.grad is not None else torch.zeros_like(p) for n, p in prunable.items()}
+
+
 def collapse_warnings(per_layer: dict[str, float]) -> list[str]:
     """One warning per fully pruned tensor. A global threshold can empty a whole layer whose weights sit
     on a small scale (MiniLM's pooler under magnitude pruning): the network then ignores its input, and

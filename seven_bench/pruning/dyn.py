@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from seven_bench.pruning.base import PruneContext, Pruner, apply_masks_
+from seven_bench.pruning.base import PruneContext, Pruner, apply_masks_, kept_fraction, step_gradients
 from seven_bench.pruning.criteria import Seven
 from seven_bench.pruning.schedules import seven_cubic
 from seven_bench.pruning.selection import global_topk
 
 TRAJECTORY_POINTS = 400  # record at most about this many (step, target, achieved) points
+
+
+@dataclass
+class Trajectory:
+    """(step, target keep, achieved keep) points of a dyn schedule, thinned to about TRAJECTORY_POINTS
+    over the span being scheduled and always holding its last step, so long runs keep small records."""
+
+    every: int = 1
+    points: list[dict[str, Any]] = field(default_factory=list)
+
+    def plan(self, span: int) -> None:
+        self.every = max(1, span // TRAJECTORY_POINTS)
+
+    def due(self, step: int, last_step: int) -> bool:
+        return not self.points or step - self.points[-1]["step"] >= self.every or step == last_step
+
+    def add(self, step: int, target_keep: float | None, achieved_keep: float, **extra: float) -> None:
+        self.points.append({"step": step, "target_keep": target_keep, "achieved_keep": achieved_keep, **extra})
 
 
 def fit_window(start: int, window: int, total_steps: int) -> tuple[int, int]:
@@ -35,13 +54,18 @@ class WindowedDynPruner(Pruner):
         self.start, self.window = start, window
         self.paper_start, self.paper_window = start, window
         self.fit_schedule = fit_schedule
-        self.trajectory: list[dict[str, float]] = []
+        self._trajectory = Trajectory()
         self.warnings: list[str] = []
+
+    @property
+    def trajectory(self) -> list[dict[str, Any]]:
+        return self._trajectory.points
 
     def _plan(self, ctx: PruneContext) -> None:
         if self.fit_schedule:
             self.start, self.window = fit_window(self.start, self.window, ctx.total_steps)
         end = self.start + self.window - 1
+        self._trajectory.plan(self.window - 1)
         if end > ctx.total_steps:
             last_k = ctx.total_steps - 1 - self.start
             reached = 1.0 - self.ratio_at(last_k) if last_k >= 0 else 0.0
@@ -57,11 +81,8 @@ class WindowedDynPruner(Pruner):
 
     def _record(self, step: int, target_keep: float) -> None:
         assert self.masks is not None
-        every = max(1, (self.window - 1) // TRAJECTORY_POINTS)
-        k = step - self.start
-        if k % every == 0 or k == self.window - 2:
-            kept = sum(int(torch.count_nonzero(m)) for m in self.masks.values()) / sum(m.numel() for m in self.masks.values())
-            self.trajectory.append({"step": step, "target_keep": target_keep, "achieved_keep": kept})
+        if self._trajectory.due(step, self.start + self.window - 2):
+            self._trajectory.add(step, target_keep, kept_fraction(self.masks))
 
     def summary(self) -> dict[str, Any]:
         return {"start": self.start, "window": self.window, "fit_schedule": self.fit_schedule,
@@ -93,8 +114,7 @@ class SevenDyn(WindowedDynPruner):
         if not self.in_window(step):
             return
         k = step - self.start
-        grads = {n: (p.grad if p.grad is not None else torch.zeros_like(p)) for n, p in ctx.prunable.items()}
-        self.criterion.update(k + 1, {n: p.detach() for n, p in ctx.prunable.items()}, grads)
+        self.criterion.update(k + 1, {n: p.detach() for n, p in ctx.prunable.items()}, step_gradients(ctx.prunable))
         ratio = self.ratio_at(k)
         self.masks = global_topk(self.criterion.scores(), ratio, self.masks)
         self.criterion.forget(self.masks)

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from seven_bench.errors import UserError
-from seven_bench.pruning.base import Masks, PruneContext, Pruner, apply_masks_
-from seven_bench.pruning.dyn import TRAJECTORY_POINTS, WindowedDynPruner
+from seven_bench.pruning.base import Masks, PruneContext, Pruner, apply_masks_, kept_fraction, step_gradients
+from seven_bench.pruning.dyn import Trajectory, WindowedDynPruner
 from seven_bench.pruning.schedules import cubic, seven_cubic
 from seven_bench.pruning.selection import SELECTIONS, global_topk
 
@@ -85,10 +85,12 @@ class CubicDynPruner(Pruner):
         self.initial_value = float(initial_value)
         self.final_value = float(density if final_value is None else final_value)
         self.plan: CubicPlan | None = None
-        self.trajectory: list[dict[str, Any]] = []
+        self._trajectory = Trajectory()
         self.warnings: list[str] = []
-        self._every = 1
-        self._last_recorded: int | None = None
+
+    @property
+    def trajectory(self) -> list[dict[str, Any]]:
+        return self._trajectory.points
 
     def _plan(self, ctx: PruneContext) -> CubicPlan:
         total = int(ctx.total_steps)
@@ -105,20 +107,8 @@ class CubicDynPruner(Pruner):
             self.warnings.append(
                 f"{self.name}: t_i={t_i} + t_f={t_f} leave no cubic ramp inside the {total} training steps: the "
                 f"schedule jumps to its final value after step {t_i} (pass pruner.fit_schedule=true)")
-        self._every = max(1, total // TRAJECTORY_POINTS)
+        self._trajectory.plan(total)
         return self.plan
-
-    def _due_record(self, step: int, last: int) -> bool:
-        """At most about TRAJECTORY_POINTS points, always the last step."""
-        return self._last_recorded is None or step - self._last_recorded >= self._every or step == last
-
-    def _record(self, step: int, target_keep: float | None, achieved_keep: float, **extra: float) -> None:
-        self._last_recorded = step
-        self.trajectory.append({"step": step, "target_keep": target_keep, "achieved_keep": achieved_keep, **extra})
-
-    @staticmethod
-    def _kept(masks: Masks) -> float:
-        return sum(int(m.sum()) for m in masks.values()) / max(1, sum(m.numel() for m in masks.values()))
 
     def summary(self) -> dict[str, Any]:
         return {"variant": self.variant, "schedule": "cubic_with_warmups",
@@ -214,8 +204,9 @@ class Platon(CubicDynPruner):
     @torch.no_grad()
     def update_importance(self, t: int) -> None:
         local, update_step = t % self.delta_t, t // self.delta_t
+        grads = step_gradients(self.targets)
         for n, p in self.targets.items():
-            sens = (p.detach().float() * (p.grad.float() if p.grad is not None else torch.zeros_like(p, dtype=torch.float32))).abs_()
+            sens = (p.detach().float() * grads[n].float()).abs_()
             if local == 0:
                 self.exp_avg_ipt[n].mul_(self.beta1).add_(self.ipt[n], alpha=1.0 - self.beta1)
                 if 0.0 < self.beta2 < 1.0:
@@ -252,14 +243,14 @@ class Platon(CubicDynPruner):
             n: own[n] if n in own else self._suite_ones[n] for n in ctx.prunable}
         self.mask_updates += 1
         self.last_mask_step = step
-        if self._due_record(step, ctx.total_steps - 1):
-            self._record(step, ratio, self._kept(own))
+        if self._trajectory.due(step, ctx.total_steps - 1):
+            self._trajectory.add(step, ratio, kept_fraction(own))
 
     def summary(self) -> dict[str, Any]:
         out = super().summary()
         own_set = {"tensors": len(self.targets), "weights": int(sum(p.numel() for p in self.targets.values()))}
         if self.own_masks is not None:
-            own_set["achieved_sparsity"] = 1.0 - self._kept(self.own_masks)
+            own_set["achieved_sparsity"] = 1.0 - kept_fraction(self.own_masks)
         out.update(beta1=self.beta1, beta2=self.beta2, deltaT=self.delta_t, prunable_set=self.prunable_set,
                    own_set=own_set, mask_updates=self.mask_updates, last_mask_step=self.last_mask_step,
                    regrowth=True, step_counter="t = step + 1 (MT-DNN updates)")
@@ -315,8 +306,8 @@ class Gmp(CubicDynPruner):
             self.masks = SELECTIONS[self.selection](scores, ratio, self.masks)
             apply_masks_(ctx.prunable, self.masks)
             self._kept_ratio = ratio
-        if self._due_record(step, last):
-            self._record(step, ratio, self._kept(self.masks))
+        if self._trajectory.due(step, last):
+            self._trajectory.add(step, ratio, kept_fraction(self.masks))
 
     def summary(self) -> dict[str, Any]:
         out = super().summary()
@@ -404,7 +395,7 @@ class SevenRepoDyn(WindowedDynPruner):
         if self.method == "soft_movement" and self._task_grads is not None:
             grads = self._task_grads  # the code ranks with the create_graph gradient of the task loss
         else:
-            grads = {n: (p.grad if p.grad is not None else torch.zeros_like(p)) for n, p in ctx.prunable.items()}
+            grads = step_gradients(ctx.prunable)
         scores: dict[str, torch.Tensor] = {}
         for n, p in ctx.prunable.items():
             g = (p.detach() * grads[n]).abs_()

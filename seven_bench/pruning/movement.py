@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from seven_bench.errors import UserError
-from seven_bench.pruning.base import Masks, PruneContext
+from seven_bench.pruning.base import Masks, PruneContext, kept_fraction
 from seven_bench.pruning.dyn_baselines import CubicDynPruner
 from seven_bench.pruning.selection import top_k_flat
 
@@ -177,6 +177,10 @@ class _LearnedScorePruner(CubicDynPruner):
         """Schedule value for the forward of optimizer step `step` (0-based = steps already done)."""
         assert self.plan is not None
         self.step_value = self.plan.at(step)
+        self._scores_changed()
+
+    def _scores_changed(self) -> None:
+        """Drop what was derived from the scores: they moved with the last optimizer step."""
         self._eval_cache.clear()
 
     # --- training hooks -------------------------------------------------------------------------------
@@ -184,17 +188,17 @@ class _LearnedScorePruner(CubicDynPruner):
         last = ctx.total_steps - 1
         if self.finalized:
             return
-        if self._due_record(step, last):
+        if self._trajectory.due(step, last):
             with torch.no_grad():
                 current = {n: self.train_mask(n).detach().bool() for n in self.scores}
-            self._record_step(step, self._kept(current))
+            self._record_step(step, kept_fraction(current))
         if step >= last:
             self.finalize(ctx)
             return
         self._begin_step(step + 1)
 
     def _record_step(self, step: int, kept: float) -> None:
-        self._record(step, self.step_value, kept)
+        self._trajectory.add(step, self.step_value, kept)
 
     @torch.no_grad()
     def finalize(self, ctx: PruneContext | None = None) -> Masks:
@@ -202,6 +206,7 @@ class _LearnedScorePruner(CubicDynPruner):
         if self.finalized:
             assert self.masks is not None
             return self.masks
+        self._scores_changed()  # an evaluation since the last step may have cached masks of older scores
         masks = {n: self.final_mask(n).bool() for n in self.scores}
         for name, (module, attr) in self._owners.items():
             parametrize.remove_parametrizations(module, attr, leave_parametrized=False)
@@ -210,7 +215,7 @@ class _LearnedScorePruner(CubicDynPruner):
         for name, param in self._prunable.items():
             param.mul_(masks[name])
         self.finalized = True
-        self._eval_cache.clear()
+        self._scores_changed()
         self.masks = masks
         return masks
 
@@ -236,6 +241,11 @@ class Movement(_LearnedScorePruner):
         self.selection = selection
         self.global_topk_frequency = max(1, int(global_topk_frequency))
         self.global_threshold: float | None = None
+        self._final_threshold: float | None = None  # the global cut at r_f of the current scores
+
+    def _scores_changed(self) -> None:
+        super()._scores_changed()
+        self._final_threshold = None
 
     def _begin_step(self, step: int) -> None:
         super()._begin_step(step)
@@ -256,10 +266,9 @@ class Movement(_LearnedScorePruner):
     def final_mask(self, name: str) -> torch.Tensor:
         scores = self.scores[name]
         if self.selection == "global":
-            if "__global__" not in self._eval_cache:
-                thr = global_score_threshold(list(self.scores.values()), self.final_value)
-                self._eval_cache["__global__"] = torch.tensor(thr)
-            return threshold_mask(scores, float(self._eval_cache["__global__"]), False)
+            if self._final_threshold is None:
+                self._final_threshold = global_score_threshold(list(self.scores.values()), self.final_value)
+            return threshold_mask(scores, self._final_threshold, False)
         return topk_mask(scores, self.final_value)
 
     def summary(self) -> dict[str, Any]:
@@ -310,14 +319,14 @@ class SoftMovement(_LearnedScorePruner):
         return lam * self.penalty()
 
     def _record_step(self, step: int, kept: float) -> None:
-        self._record(step, None, kept, threshold=self.step_value, regu_lambda=self.step_lambda)
+        self._trajectory.add(step, None, kept, threshold=self.step_value, regu_lambda=self.step_lambda)
 
     def summary(self) -> dict[str, Any]:
         out = super().summary()
         out.update(method="sigmoied_threshold", final_threshold=self.final_value, final_lambda=self.final_lambda,
                    initial_threshold=self.initial_value, sparsity_control="indirect (final_threshold, final_lambda)")
         if self.masks is not None:
-            achieved = 1.0 - self._kept(self.masks)
+            achieved = 1.0 - kept_fraction(self.masks)
             out["achieved_sparsity"] = achieved
             target = 1.0 - self.density
             if abs(achieved - target) > 0.01:

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from seven_bench.pruning.base import Masks, PruneContext, Pruner
+from seven_bench.pruning.base import Masks, PruneContext, Pruner, kept_fraction
 from seven_bench.pruning.criteria import Criterion
 from seven_bench.pruning.schedules import PreSchedule
 from seven_bench.pruning.selection import SELECTIONS
@@ -106,8 +106,7 @@ class PrePruner(Pruner):
                     param.copy_(self.dense[name] * self.masks[name])
                 else:
                     param.mul_(self.masks[name])
-        kept = sum(int(torch.count_nonzero(m)) for m in self.masks.values()) / sum(m.numel() for m in self.masks.values())
-        self.trajectory.append((t, ratio, kept))
+        self.trajectory.append((t, ratio, kept_fraction(self.masks)))
 
     def finish(self, ctx: PruneContext) -> None:
         self.dense = None
