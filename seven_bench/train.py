@@ -3,6 +3,7 @@ called right after the step, evaluation each epoch, a NaN loss stops the cell wi
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -12,7 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from seven_bench.errors import NanLossError, UserError
-from seven_bench.pruning.base import PruneContext, Pruner, apply_masks_, forward_logits, task_loss
+from seven_bench.pruning.base import PruneContext, Pruner, apply_masks_, double_backward_kernels, forward_logits, task_loss
 
 OPTIMIZERS = ("adamw", "adam", "adamax", "lion", "sgd")
 
@@ -60,21 +61,31 @@ class FitResult:
     eval_seconds: float = 0.0
 
 
+def clip_stepped_gradients_(optimizer: torch.optim.Optimizer, max_norm: float) -> torch.Tensor:
+    """Clip the gradients of everything the optimizer steps, together, to one total norm. Movement
+    pruning's original clips `model.parameters()`, which holds its mask scores (they are MaskedLinear
+    parameters there); here the scores live in their own optimizer group, so clipping only the model
+    would leave them unclipped (kept sets IoU 0.49 at clip 0.05)."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+
 def train_step(ctx: PruneContext, pruner: Pruner, optimizer: torch.optim.Optimizer, scheduler: Any,
                batch: dict[str, Any], step: int, max_grad_norm: float | None) -> torch.Tensor:
     """One optimizer step with pruning: loss (+ the pruner's regulariser), backward, clip, step, the dyn
     pruner's update while .grad still holds this step's gradient, masks re-applied. Returns the loss."""
-    loss = task_loss(forward_logits(ctx.model, batch), batch["labels"], ctx.num_labels)
-    ctx.step_loss = loss
-    extra = pruner.extra_loss(ctx)
-    ctx.step_loss = None
+    with double_backward_kernels() if pruner.second_order else contextlib.nullcontext():
+        loss = task_loss(forward_logits(ctx.model, batch), batch["labels"], ctx.num_labels)
+        ctx.step_loss = loss
+        extra = pruner.extra_loss(ctx)
+        ctx.step_loss = None
     if extra is not None:
         loss = loss + extra
     if not torch.isfinite(loss.detach()):
         raise NanLossError(step)
     loss.backward()
     if max_grad_norm:
-        torch.nn.utils.clip_grad_norm_(ctx.model.parameters(), float(max_grad_norm))
+        clip_stepped_gradients_(optimizer, float(max_grad_norm))
     optimizer.step()
     scheduler.step()
     pruner.after_optimizer_step(step, ctx)

@@ -98,7 +98,7 @@ def test_pre_pruners_reach_the_target_and_masked_weights_stay_zero(pruner, tmp_p
     record = run_cell(spec, tmp_path, progress=False)
     assert record["status"] == "ok", record["error"]
     n = record["sparsity"]["prunable_weights"]
-    assert abs(record["sparsity"]["achieved"] - 0.6) <= 1 / n
+    assert abs(record["sparsity"]["achieved"] - 0.6) <= 2 / n  # GraSP's own cut keeps n - int(n s) + 1
     assert record["sparsity"]["pruned_but_nonzero"] == 0  # after 4 AdamW steps
     assert len(record["metrics"]["per_epoch"]) == 2 and record["metrics"]["reported_value"] is not None
 

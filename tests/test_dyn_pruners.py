@@ -78,7 +78,7 @@ def test_seven_dyn_score_by_hand_and_no_resurrection():
     eps = 1e-9
     model, ctx = _toy([[1.0, 2.0, 3.0, 4.0]])
     w = model.lin.weight
-    pruner = SevenDyn(0.5, start=0, window=4, alpha1=0.5, alpha2=0.5, eps=eps)
+    pruner = SevenDyn(0.5, start=0, window=4, alpha1=0.5, alpha2=0.5, eps=eps, count_rule="exact")
     pruner.prepare(ctx)
     # step 0 (t = 1): m_hat = |g|, v_hat = |g| + eps, so S = |W g| * |g| / (|g| + eps)
     _set(w, [1.0, 2.0, 3.0, 4.0], [1.0, 1.0, 1.0, 1.0])
@@ -135,7 +135,8 @@ def test_platon_masks_only_on_its_schedule_and_regrows():
     model, ctx = _toy([[1.0, 2.0, 3.0, 4.0]])
     ctx.total_steps = 10
     w = model.lin.weight
-    pruner = Platon(0.5, warmup_steps=1, initial_warmup=1, final_warmup=10, beta1=0.0, beta2=1.0, delta_t=1)
+    pruner = Platon(0.5, warmup_steps=1, initial_warmup=1, final_warmup=10, beta1=0.0, beta2=1.0, delta_t=1,
+                    count_rule="exact")
     pruner.prepare(ctx)  # beta1 = 0, beta2 = 1: the score is the previous step's |W g|
     _set(w, [1, 2, 3, 4], [1, 1, 1, 1])
     pruner.after_optimizer_step(0, ctx)
@@ -392,8 +393,8 @@ def test_dyn_pruner_end_to_end_on_tiny_bert(name, tmp_path):
         assert record["pruner"]["achieved_sparsity"] == pytest.approx(sparsity["achieved"])
     elif name == "seven_dyn":
         assert abs(sparsity["achieved"] - 0.5) < 0.005  # the code's cubic stops (1/T)^3 short
-    else:
-        assert abs(sparsity["achieved"] - 0.5) <= one_weight
+    else:  # PLATON's own cut keeps one more than round(r n): one weight (plus float noise)
+        assert abs(sparsity["achieved"] - 0.5) <= one_weight * (1 + 1e-9)
     trajectory = record["pruner"]["trajectory"]
     assert trajectory and {"step", "target_keep", "achieved_keep"} <= set(trajectory[-1])
     if name != "seven_dyn":

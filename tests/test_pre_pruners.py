@@ -65,8 +65,8 @@ def test_iterative_snip_masks_are_nested_and_reach_the_target():
     seen = []
     orig_select = pruner.select
 
-    def spy(scores, ratio, eligible):
-        out = orig_select(scores, ratio, eligible)
+    def spy(scores, ratio, eligible, **kw):
+        out = orig_select(scores, ratio, eligible, **kw)
         seen.append(out["lin.weight"].clone())
         return out
 
@@ -134,4 +134,4 @@ def test_a_globally_emptied_layer_is_reported_as_collapse():
     assert overall == 0.5 and per_layer == {"encoder.dense.weight": 0.0, "pooler.dense.weight": 1.0}
     (warning,) = collapse_warnings(per_layer)
     assert warning.startswith("pooler.dense.weight is fully pruned") and "model.prune_pooler=false" in warning
-    assert collapse_warnings({"a": 0.999, "b": 0.0}) == []
+    assert collapse_warnings({"a": 0.98, "b": 0.0}) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -23,6 +24,22 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, num_labels: int, tempe
 def forward_logits(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     return model(**inputs).logits
+
+
+def batch_rows(batch: dict[str, Any]) -> int:
+    return int(batch["labels"].shape[0])
+
+
+@contextmanager
+def double_backward_kernels() -> Iterator[None]:
+    """Attention kernels that have a second derivative. The fused scaled-dot-product kernels (flash,
+    memory-efficient) have none on CPU or CUDA; train-mode dropout happens to route around them, eval mode
+    does not. Every create_graph pass (GraSP's Hessian-gradient product, second-order regularisers) runs
+    its forward under this."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):
+        yield
 
 
 @dataclass
@@ -53,19 +70,27 @@ class PruneContext:
         return {n: (p.grad if p.grad is not None else torch.zeros_like(p)).detach() for n, p in self.prunable.items()}
 
     def hessian_gradient(self, batches: list[dict[str, Any]], temperature: float) -> dict[str, torch.Tensor]:
-        """H g for GraSP, as in alecwangcq/GraSP: g summed over the batches (first pass), then
-        d/dW (g_stopgrad . dL/dW) accumulated over the same batches (second pass)."""
+        """H g for GraSP, as in alecwangcq/GraSP: g over the sample (first pass), then d/dW (g_stopgrad .
+        dL/dW) accumulated over the same sub-batches (second pass).
+
+        Every example weighs the same, as in the original (which splits its class-balanced sample into
+        two equal halves): each sub-batch's mean loss is weighted by its share of the rows, so a 4-row
+        remainder beside a 16-row batch does not count each of its rows four times. (The original's sum of
+        two half-means is this times a constant, which no ranking sees.)"""
         names = list(self.prunable)
         params = [self.prunable[n] for n in names]
         grads = [torch.zeros_like(p) for p in params]
-        for batch in batches:
-            for acc, g in zip(grads, torch.autograd.grad(self.loss(batch, temperature), params)):
+        total = sum(batch_rows(b) for b in batches)
+        shares = [batch_rows(b) / total for b in batches]
+        for batch, share in zip(batches, shares):
+            for acc, g in zip(grads, torch.autograd.grad(self.loss(batch, temperature) * share, params)):
                 acc.add_(g)
         self.model.zero_grad(set_to_none=True)
-        for batch in batches:
-            g_graph = torch.autograd.grad(self.loss(batch, temperature), params, create_graph=True)
-            z = sum((g_fixed * g).sum() for g_fixed, g in zip(grads, g_graph))
-            z.backward()
+        with double_backward_kernels():
+            for batch, share in zip(batches, shares):
+                g_graph = torch.autograd.grad(self.loss(batch, temperature) * share, params, create_graph=True)
+                z = sum((g_fixed * g).sum() for g_fixed, g in zip(grads, g_graph))
+                z.backward()
         out = {n: (p.grad if p.grad is not None else torch.zeros_like(p)).detach().clone() for n, p in zip(names, params)}
         self.model.zero_grad(set_to_none=True)
         return out
@@ -76,6 +101,7 @@ class Pruner:
 
     name = "dense"
     timing = "none"  # "pre" | "dyn" | "none"
+    second_order = False  # extra_loss differentiates through a gradient: the trainer's forward needs double_backward_kernels
 
     def __init__(self, density: float):
         self.density = density
@@ -131,13 +157,48 @@ def step_gradients(prunable: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]
     return {n: p.grad if p.grad is not None else torch.zeros_like(p) for n, p in prunable.items()}
 
 
-def collapse_warnings(per_layer: dict[str, float]) -> list[str]:
-    """One warning per fully pruned tensor. A global threshold can empty a whole layer whose weights sit
-    on a small scale (MiniLM's pooler under magnitude pruning): the network then ignores its input, and
-    a chance-level score in the table should be read as layer collapse, not as the method's accuracy."""
-    return [f"{name} is fully pruned (layer collapse): everything after it no longer sees the input"
-            + ("; model.prune_pooler=false keeps the pooler dense" if "pooler" in name else "")
-            for name, fraction in per_layer.items() if fraction >= 1.0]
+COLLAPSE_KEEP = 0.01  # a tensor keeping under 1% of its weights is (near-)collapsed
+COLLAPSE_DEAD_UNITS = 0.5  # ... as is one where most output units lose every input
+
+
+def dead_output_units(prunable: dict[str, nn.Parameter], masks: Masks | None) -> dict[str, float]:
+    """Per tensor, the fraction of output units (rows of the weight) left with no input at all."""
+    out: dict[str, float] = {}
+    for name, param in prunable.items():
+        kept = (param.detach() != 0) if masks is None else masks[name]
+        rows = kept.reshape(kept.shape[0], -1) if kept.dim() > 1 else kept.reshape(1, -1)
+        out[name] = float((~rows.any(dim=1)).float().mean())
+    return out
+
+
+def _collapse_consequence(name: str) -> str:
+    """What losing this tensor does to the network: BERT and ViT blocks are residual, so only a tensor
+    with no residual path around it (the pooler) cuts the classifier off from the input."""
+    if "pooler" in name:
+        return ("the classifier no longer sees the input (predictions collapse to one class or value); "
+                "model.prune_pooler=false keeps the pooler dense")
+    if any(key in name for key in ("query", "key")) and "value" not in name:
+        return "this layer's attention loses its dependence on the input (near-uniform attention); the value path still carries it"
+    if "in_proj" in name:
+        return "this layer's packed q/k/v projection is (nearly) empty; the residual connection still carries the input past it"
+    return "this sublayer's contribution is (nearly) removed; the residual connection still carries the input past it"
+
+
+def collapse_warnings(per_layer: dict[str, float], dead_units: dict[str, float] | None = None) -> list[str]:
+    """One warning per (near-)collapsed tensor: under 1% of its weights kept, or most of its output units
+    without any input. A global threshold can empty a layer whose weights sit on a small scale (MiniLM's
+    pooler keeps 20 of 147,456 weights under magnitude at 0.5): a chance-level score in the table should
+    then be read as layer collapse, not as the method's accuracy. The wording says what that tensor's loss
+    does (an emptied query or key does not cut the value path)."""
+    warnings = []
+    for name, fraction in per_layer.items():
+        dead = (dead_units or {}).get(name, 0.0)
+        if fraction < 1.0 - COLLAPSE_KEEP and dead <= COLLAPSE_DEAD_UNITS:
+            continue
+        state = ("is fully pruned" if fraction >= 1.0 else
+                 f"keeps {100 * (1 - fraction):.3g}% of its weights" + (f", {100 * dead:.3g}% of its output units have no input" if dead else ""))
+        warnings.append(f"{name} {state} (layer collapse): {_collapse_consequence(name)}")
+    return warnings
 
 
 def pruned_but_nonzero(prunable: dict[str, nn.Parameter], masks: Masks | None) -> int:

@@ -10,6 +10,7 @@ from typing import Protocol
 
 import torch
 
+from seven_bench.errors import UserError
 from seven_bench.pruning import scores as F
 from seven_bench.pruning.scores import SevenState
 
@@ -92,6 +93,10 @@ class Seven:
 
     def __init__(self, alpha1: float, alpha2: float, eps: float = 1e-9, first_moment: str = "abs",
                  correction: str = "full") -> None:
+        if first_moment not in F.FIRST_MOMENTS:
+            raise UserError(f"pruner.first_moment={first_moment!r}: choose abs (the authors' code) or signed (the paper's text)")
+        if correction not in F.CORRECTIONS:
+            raise UserError(f"pruner.correction={correction!r}: choose one of {', '.join(F.CORRECTIONS)}")
         self.kw = dict(alpha1=alpha1, alpha2=alpha2, eps=eps, first_moment=first_moment, correction=correction)
         self.state: dict[str, SevenState] = {}
 

@@ -11,7 +11,7 @@ import torch
 from seven_bench.pruning.base import PruneContext, Pruner, apply_masks_, kept_fraction, step_gradients
 from seven_bench.pruning.criteria import Seven
 from seven_bench.pruning.schedules import seven_cubic
-from seven_bench.pruning.selection import global_topk
+from seven_bench.pruning.selection import check_rule, global_topk
 
 TRAJECTORY_POINTS = 400  # record at most about this many (step, target, achieved) points
 
@@ -86,6 +86,7 @@ class WindowedDynPruner(Pruner):
 
     def summary(self) -> dict[str, Any]:
         return {"start": self.start, "window": self.window, "fit_schedule": self.fit_schedule,
+                "count_rule": getattr(self, "count_rule", None),
                 "paper_start": self.paper_start, "paper_window": self.paper_window,
                 "trajectory": self.trajectory, "warnings": self.warnings}
 
@@ -98,9 +99,11 @@ class SevenDyn(WindowedDynPruner):
     name = "seven_dyn"
 
     def __init__(self, density: float, start: int, window: int, alpha1: float, alpha2: float, eps: float = 1e-9,
-                 first_moment: str = "abs", correction: str = "full", fit_schedule: bool = False):
+                 first_moment: str = "abs", correction: str = "full", fit_schedule: bool = False,
+                 count_rule: str = "floor_ties"):
         super().__init__(density, start, window, fit_schedule)
         self.criterion = Seven(alpha1, alpha2, eps, first_moment, correction)
+        self.count_rule = check_rule(count_rule)
 
     def ratio_at(self, k: int) -> float:
         return seven_cubic(self.density, k, self.window)
@@ -116,7 +119,7 @@ class SevenDyn(WindowedDynPruner):
         k = step - self.start
         self.criterion.update(k + 1, {n: p.detach() for n, p in ctx.prunable.items()}, step_gradients(ctx.prunable))
         ratio = self.ratio_at(k)
-        self.masks = global_topk(self.criterion.scores(), ratio, self.masks)
+        self.masks = global_topk(self.criterion.scores(), ratio, self.masks, self.count_rule)
         self.criterion.forget(self.masks)
         apply_masks_(ctx.prunable, self.masks)
         self._record(step, ratio)

@@ -24,7 +24,7 @@ from seven_bench.errors import UserError
 from seven_bench.pruning.base import Masks, PruneContext, Pruner, apply_masks_, kept_fraction, step_gradients
 from seven_bench.pruning.dyn import Trajectory, WindowedDynPruner
 from seven_bench.pruning.schedules import cubic, seven_cubic
-from seven_bench.pruning.selection import SELECTIONS, global_topk
+from seven_bench.pruning.selection import SELECTIONS, check_rule, global_topk, resolve_count_rule
 
 Config = Mapping[str, Any]
 VARIANTS = ("original", "seven_repo")
@@ -147,16 +147,18 @@ class Platon(CubicDynPruner):
     steps where it is recomputed (the trainer re-applies it right away, which is the original's zeroing)
     and is None in between, so the trainer does not pin pruned weights at zero.
 
-    Differences from the original, on purpose: the cut keeps exactly round(r * n) entries (the original's
-    `kthvalue(int(n (1 - r)))` + `<` keeps one or two more); scores live on the parameters' device.
+    The cut is the original's (`count_rule: original` = `kthvalue(int(n (1 - r)))` then `masked_fill(S < thr)`,
+    one or two more than round(r n)); `count_rule: exact` keeps exactly round(r n). Scores live on the
+    parameters' device.
     """
 
     name = "platon"
 
     def __init__(self, density: float, warmup_steps: int, initial_warmup: float, final_warmup: float, beta1: float,
                  beta2: float, delta_t: int, prunable_set: str = "suite", fit_schedule: bool = False,
-                 initial_ratio: float = 1.0):
+                 initial_ratio: float = 1.0, count_rule: str = "kthvalue_ties"):
         super().__init__(density, warmup_steps, initial_warmup, final_warmup, fit_schedule, initial_ratio, density)
+        self.count_rule = check_rule(count_rule)
         if prunable_set not in ("suite", "platon"):
             raise UserError(f"pruner.prunable_set={prunable_set!r}: choose suite (the benchmark's set) or platon "
                             f"(PLATON's own: {', '.join(PLATON_PARAM_NAMES)} weights and biases)")
@@ -235,7 +237,7 @@ class Platon(CubicDynPruner):
         if not recompute:
             self.masks = None  # pruned weights move freely (and may regrow) until the next recomputation
             return
-        own = global_topk(self.scores(), ratio)  # no eligibility mask: every weight may be (re)selected
+        own = global_topk(self.scores(), ratio, None, self.count_rule)  # no eligibility: weights may regrow
         for n, p in self.targets.items():
             p.masked_fill_(~own[n], 0.0)
         self.own_masks = own
@@ -251,7 +253,7 @@ class Platon(CubicDynPruner):
         own_set = {"tensors": len(self.targets), "weights": int(sum(p.numel() for p in self.targets.values()))}
         if self.own_masks is not None:
             own_set["achieved_sparsity"] = 1.0 - kept_fraction(self.own_masks)
-        out.update(beta1=self.beta1, beta2=self.beta2, deltaT=self.delta_t, prunable_set=self.prunable_set,
+        out.update(count_rule=self.count_rule, beta1=self.beta1, beta2=self.beta2, deltaT=self.delta_t, prunable_set=self.prunable_set,
                    own_set=own_set, mask_updates=self.mask_updates, last_mask_step=self.last_mask_step,
                    regrowth=True, step_counter="t = step + 1 (MT-DNN updates)")
         warnings = list(out["warnings"])
@@ -283,8 +285,10 @@ class Gmp(CubicDynPruner):
     name = "gmp"
 
     def __init__(self, density: float, warmup_steps: int, initial_warmup: float, final_warmup: float,
-                 selection: str = "global", update_frequency: int = 1, fit_schedule: bool = False):
+                 selection: str = "global", update_frequency: int = 1, fit_schedule: bool = False,
+                 count_rule: str = "floor"):
         super().__init__(density, warmup_steps, initial_warmup, final_warmup, fit_schedule, 1.0, density)
+        self.count_rule = check_rule(count_rule)
         if selection not in SELECTIONS:
             raise UserError(f"pruner.selection={selection!r}: choose {' or '.join(SELECTIONS)}")
         self.selection = selection
@@ -303,7 +307,7 @@ class Gmp(CubicDynPruner):
         due = (step + 1) % self.update_frequency == 0 or step == last
         if due and ratio < self._kept_ratio:
             scores = {n: p.detach().abs() for n, p in ctx.prunable.items()}
-            self.masks = SELECTIONS[self.selection](scores, ratio, self.masks)
+            self.masks = SELECTIONS[self.selection](scores, ratio, self.masks, self.count_rule)
             apply_masks_(ctx.prunable, self.masks)
             self._kept_ratio = ratio
         if self._trajectory.due(step, last):
@@ -311,7 +315,8 @@ class Gmp(CubicDynPruner):
 
     def summary(self) -> dict[str, Any]:
         out = super().summary()
-        out.update(selection=self.selection, update_frequency=self.update_frequency, regrowth=False)
+        out.update(selection=self.selection, update_frequency=self.update_frequency, regrowth=False,
+                   count_rule=self.count_rule)
         return out
 
 
@@ -339,7 +344,7 @@ class SevenRepoDyn(WindowedDynPruner):
     variant = "seven_repo"
 
     def __init__(self, method: str, density: float, start: int, window: int, alpha1: float = 0.8,
-                 alpha2: float = 0.9, fit_schedule: bool = False):
+                 alpha2: float = 0.9, fit_schedule: bool = False, count_rule: str = "floor_ties"):
         if method not in SEVEN_REPO_METHODS:
             raise ValueError(f"unknown SEVEN-repo method {method!r}")
         if start is None or window is None or int(start) < 0 or int(window) < 2:
@@ -348,7 +353,9 @@ class SevenRepoDyn(WindowedDynPruner):
         super().__init__(density, int(start), int(window), fit_schedule)
         self.name = method
         self.method = method
+        self.second_order = method == "soft_movement"
         self.alpha1, self.alpha2 = float(alpha1), float(alpha2)
+        self.count_rule = check_rule(count_rule)
         self.m: dict[str, torch.Tensor] = {}
         self.v: dict[str, torch.Tensor] = {}
         self._task_grads: dict[str, torch.Tensor] | None = None
@@ -409,7 +416,8 @@ class SevenRepoDyn(WindowedDynPruner):
                 scores[n] = g
         self._task_grads = None
         ratio = self.ratio_at(k)
-        self.masks = global_topk(scores, ratio, self.masks)  # pruned entries are never chosen again
+        # SEVEN's code zeroes the importance of pruned entries before its topk/>= cut (count_rule floor_ties)
+        self.masks = global_topk(scores, ratio, self.masks, self.count_rule)
         apply_masks_(ctx.prunable, self.masks)
         self._record(step, ratio)
 
@@ -436,7 +444,8 @@ def _variant(cfg: Config) -> str:
 
 def _seven_repo(method: str, cfg: Config, density: float) -> SevenRepoDyn:
     return SevenRepoDyn(method, density, cfg.get("start"), cfg.get("window"), float(cfg.get("alpha1", 0.8)),
-                        float(cfg.get("alpha2", 0.9)), bool(cfg.get("fit_schedule", False)))
+                        float(cfg.get("alpha2", 0.9)), bool(cfg.get("fit_schedule", False)),
+                        resolve_count_rule(cfg.get("count_rule"), f"{method}/seven_repo"))
 
 
 def build_platon(cfg: Config, density: float, seed: int) -> Pruner:
@@ -444,7 +453,8 @@ def build_platon(cfg: Config, density: float, seed: int) -> Pruner:
         return _seven_repo("platon", cfg, density)
     return Platon(density, cfg.get("warmup_steps"), float(cfg["initial_warmup"]), float(cfg["final_warmup"]),
                   float(cfg["beta1"]), float(cfg["beta2"]), int(cfg["deltaT"]), str(cfg.get("prunable_set", "suite")),
-                  bool(cfg.get("fit_schedule", False)), float(cfg.get("initial_ratio", 1.0)))
+                  bool(cfg.get("fit_schedule", False)), float(cfg.get("initial_ratio", 1.0)),
+                  resolve_count_rule(cfg.get("count_rule"), "platon"))
 
 
 def build_gmp(cfg: Config, density: float, seed: int) -> Pruner:
@@ -452,7 +462,7 @@ def build_gmp(cfg: Config, density: float, seed: int) -> Pruner:
         raise UserError("pruner=gmp has no seven_repo variant (the SEVEN repo has no magnitude baseline)")
     return Gmp(density, cfg.get("warmup_steps"), float(cfg["initial_warmup"]), float(cfg["final_warmup"]),
                str(cfg.get("selection", "global")), int(cfg.get("update_frequency", 1)),
-               bool(cfg.get("fit_schedule", False)))
+               bool(cfg.get("fit_schedule", False)), resolve_count_rule(cfg.get("count_rule"), "gmp"))
 
 
 def build_movement(cfg: Config, density: float, seed: int) -> Pruner:
@@ -464,6 +474,7 @@ def build_movement(cfg: Config, density: float, seed: int) -> Pruner:
                     selection=str(cfg.get("selection", "layer")),
                     scores_lr=float(cfg["mask_scores_learning_rate"]), mask_init=float(cfg.get("mask_scale", 0.0)),
                     global_topk_frequency=int(cfg.get("global_topk_frequency", 25)),
+                    count_rule=resolve_count_rule(cfg.get("count_rule"), "movement"),
                     fit_schedule=bool(cfg.get("fit_schedule", False)))
 
 
@@ -472,6 +483,9 @@ def build_soft_movement(cfg: Config, density: float, seed: int) -> Pruner:
         return _seven_repo("soft_movement", cfg, density)
     from seven_bench.pruning.movement import SoftMovement
 
+    if cfg.get("count_rule") not in (None, "original"):
+        raise UserError("pruner=soft_movement keeps sigmoid(S) > tau: no count rule applies (sparsity is indirect); "
+                        "leave count_rule=original")
     return SoftMovement(density, cfg.get("warmup_steps"), float(cfg["initial_warmup"]), float(cfg["final_warmup"]),
                         final_threshold=float(cfg["final_threshold"]), final_lambda=float(cfg["final_lambda"]),
                         initial_threshold=float(cfg.get("initial_threshold", 0.0)),

@@ -34,15 +34,14 @@ from torch.nn.utils import parametrize
 from seven_bench.errors import UserError
 from seven_bench.pruning.base import Masks, PruneContext, kept_fraction
 from seven_bench.pruning.dyn_baselines import CubicDynPruner
-from seven_bench.pruning.selection import top_k_flat
+from seven_bench.pruning.selection import check_rule, select_flat
 
 MIN_KEEP_FRACTION = 0.005  # ThresholdBinarizer keeps at least int(0.005 * n) + 1 entries per tensor
 
 
-def topk_mask(scores: torch.Tensor, keep_ratio: float) -> torch.Tensor:
+def topk_mask(scores: torch.Tensor, keep_ratio: float, count_rule: str = "floor") -> torch.Tensor:
     """TopKBinarizer: the int(r * n) largest scores of one tensor (bool; ties broken by position)."""
-    k = int(keep_ratio * scores.numel())
-    return top_k_flat(scores.detach().reshape(-1).float(), k).view(scores.shape)
+    return select_flat(scores.detach().reshape(-1).float(), keep_ratio, count_rule).view(scores.shape)
 
 
 def threshold_mask(scores: torch.Tensor, threshold: float, sigmoid: bool) -> torch.Tensor:
@@ -70,12 +69,12 @@ class TopKBinarizer(torch.autograd.Function):
     """M = TopK(S, r) forward, identity backward (straight-through)."""
 
     @staticmethod
-    def forward(ctx: Any, scores: torch.Tensor, keep_ratio: float) -> torch.Tensor:  # type: ignore[override]
-        return topk_mask(scores, keep_ratio).to(scores.dtype)
+    def forward(ctx: Any, scores: torch.Tensor, keep_ratio: float, count_rule: str) -> torch.Tensor:  # type: ignore[override]
+        return topk_mask(scores, keep_ratio, count_rule).to(scores.dtype)
 
     @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
-        return grad_output, None
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        return grad_output, None, None
 
 
 class ThresholdBinarizer(torch.autograd.Function):
@@ -233,9 +232,14 @@ class Movement(_LearnedScorePruner):
 
     def __init__(self, density: float, warmup_steps: int, initial_warmup: float, final_warmup: float, *,
                  selection: str = "layer", scores_lr: float = 1e-2, mask_init: float = 0.0,
-                 global_topk_frequency: int = 25, fit_schedule: bool = False, initial_ratio: float = 1.0):
+                 global_topk_frequency: int = 25, fit_schedule: bool = False, initial_ratio: float = 1.0,
+                 count_rule: str = "floor"):
         if selection not in ("layer", "global"):
             raise UserError(f"pruner.selection={selection!r}: choose layer (per-tensor TopK) or global")
+        if selection == "global" and count_rule != "floor":
+            raise UserError("pruner.count_rule applies to movement's per-tensor TopK; selection=global compares the "
+                            "scores with the original's kthvalue threshold: leave count_rule=original")
+        self.count_rule = check_rule(count_rule)
         super().__init__(density, warmup_steps, initial_warmup, final_warmup, scores_lr, mask_init, fit_schedule,
                          initial_ratio, density)
         self.selection = selection
@@ -261,7 +265,7 @@ class Movement(_LearnedScorePruner):
         if self.selection == "global":
             assert self.global_threshold is not None
             return ThresholdBinarizer.apply(scores, self.global_threshold, False)
-        return TopKBinarizer.apply(scores, self.step_value)
+        return TopKBinarizer.apply(scores, self.step_value, self.count_rule)
 
     def final_mask(self, name: str) -> torch.Tensor:
         scores = self.scores[name]
@@ -269,11 +273,11 @@ class Movement(_LearnedScorePruner):
             if self._final_threshold is None:
                 self._final_threshold = global_score_threshold(list(self.scores.values()), self.final_value)
             return threshold_mask(scores, self._final_threshold, False)
-        return topk_mask(scores, self.final_value)
+        return topk_mask(scores, self.final_value, self.count_rule)
 
     def summary(self) -> dict[str, Any]:
         out = super().summary()
-        out.update(selection=self.selection, method="topK")
+        out.update(selection=self.selection, method="topK", count_rule=self.count_rule)
         if self.selection == "global":
             out["global_topk_frequency"] = self.global_topk_frequency
         return out

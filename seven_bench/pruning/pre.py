@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from seven_bench.pruning.base import Masks, PruneContext, Pruner, kept_fraction
 from seven_bench.pruning.criteria import Criterion
 from seven_bench.pruning.schedules import PreSchedule
-from seven_bench.pruning.selection import SELECTIONS
+from seven_bench.pruning.selection import SELECTIONS, check_rule, check_selection
 
 
 def balanced_rows(batches: Iterator[dict[str, Any]], per_class: int, num_labels: int, max_batches: int = 200) -> list[dict[str, Any]]:
@@ -47,14 +47,17 @@ class PrePruner(Pruner):
 
     def __init__(self, name: str, density: float, criterion: Criterion, schedule: PreSchedule, steps: int,
                  batches_per_step: int = 1, selection: str = "global", resurrection: bool = False,
-                 grad_mode: str = "train", samples_per_class: int | None = None, temperature: float = 1.0):
+                 grad_mode: str = "train", samples_per_class: int | None = None, temperature: float = 1.0,
+                 count_rule: str = "exact"):
         super().__init__(density)
         self.name = name
         self.criterion = criterion
         self.schedule = schedule
         self.steps = steps
         self.batches_per_step = batches_per_step
+        self.selection = check_selection(selection)
         self.select = SELECTIONS[selection]
+        self.count_rule = check_rule(count_rule)
         self.resurrection = resurrection
         self.grad_mode = grad_mode
         self.samples_per_class = samples_per_class
@@ -97,7 +100,8 @@ class PrePruner(Pruner):
         self.criterion.update(t, weights, signal)
         del signal
         ratio = self.schedule(self.density, t, self.steps)
-        self.masks = self.select(self.criterion.scores(), ratio, None if self.resurrection else self.masks)
+        self.masks = self.select(self.criterion.scores(), ratio, None if self.resurrection else self.masks,
+                                 count_rule=self.count_rule)
         if not self.resurrection:
             self.criterion.forget(self.masks)
         with torch.no_grad():
@@ -114,5 +118,6 @@ class PrePruner(Pruner):
         ctx.model.train(self._was_training)
 
     def summary(self) -> dict[str, Any]:
-        return {"scoring_steps": self.steps, "resurrection": self.resurrection,
+        return {"scoring_steps": self.steps, "resurrection": self.resurrection, "selection": self.selection,
+                "count_rule": self.count_rule,
                 "trajectory": [{"step": s, "target_keep": r, "achieved_keep": k} for s, r, k in self.trajectory]}

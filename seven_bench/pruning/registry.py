@@ -11,6 +11,7 @@ from seven_bench.pruning.base import Pruner
 from seven_bench.pruning.dyn import SevenDyn
 from seven_bench.pruning.pre import PrePruner
 from seven_bench.pruning.schedules import PRE_SCHEDULES, one_shot
+from seven_bench.pruning.selection import resolve_count_rule
 from seven_bench.registry import Registry
 
 Config = Mapping[str, Any]
@@ -29,13 +30,14 @@ PRUNERS: Registry[PrunerEntry] = Registry("pruner")
 
 def _one_shot(name: str, criterion: criteria.Criterion, cfg: Config, density: float, **kw: Any) -> PrePruner:
     return PrePruner(name, density, criterion, one_shot, steps=1, selection=cfg.get("selection", "global"),
-                     grad_mode=cfg.get("grad_mode", "train"), **kw)
+                     grad_mode=cfg.get("grad_mode", "train"), count_rule=resolve_count_rule(cfg.get("count_rule"), name), **kw)
 
 
 def _iterative(name: str, cfg: Config, density: float, resurrection: bool) -> PrePruner:
     return PrePruner(name, density, criteria.Snip(), PRE_SCHEDULES[cfg["schedule"]], steps=int(cfg["num_steps"]),
                      batches_per_step=int(cfg["num_batches"]), selection=cfg.get("selection", "global"),
-                     resurrection=resurrection, grad_mode=cfg.get("grad_mode", "train"))
+                     resurrection=resurrection, grad_mode=cfg.get("grad_mode", "train"),
+                     count_rule=resolve_count_rule(cfg.get("count_rule"), name))
 
 
 def _seven_criterion(cfg: Config) -> criteria.Seven:
@@ -46,12 +48,14 @@ def _seven_criterion(cfg: Config) -> criteria.Seven:
 def _seven_pre(cfg: Config, density: float, seed: int) -> PrePruner:
     return PrePruner("seven_pre", density, _seven_criterion(cfg), PRE_SCHEDULES[cfg["schedule"]],
                      steps=int(cfg["num_batches"]), selection=cfg.get("selection", "global"),
-                     resurrection=bool(cfg["resurrection"]), grad_mode=cfg.get("grad_mode", "train"))
+                     resurrection=bool(cfg["resurrection"]), grad_mode=cfg.get("grad_mode", "train"),
+                     count_rule=resolve_count_rule(cfg.get("count_rule"), "seven_pre"))
 
 
 def _seven_dyn(cfg: Config, density: float, seed: int) -> SevenDyn:
     return SevenDyn(density, int(cfg["start"]), int(cfg["window"]), float(cfg["alpha1"]), float(cfg["alpha2"]),
-                    float(cfg["eps"]), cfg["first_moment"], cfg["correction"], bool(cfg.get("fit_schedule", False)))
+                    float(cfg["eps"]), cfg["first_moment"], cfg["correction"], bool(cfg.get("fit_schedule", False)),
+                    resolve_count_rule(cfg.get("count_rule"), "seven_dyn"))
 
 
 for _entry in (

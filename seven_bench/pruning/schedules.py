@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+
 PreSchedule = Callable[[float, int, int], float]
 
 
@@ -17,13 +19,15 @@ def one_shot(density: float, t: int, n: int) -> float:
 
 
 def exponential(density: float, t: int, n: int) -> float:
-    """d^(t/n): geometric decay from 1 to d (FORCE mode='exp', SynFlow, SEVEN-pre)."""
-    return density ** (t / n)
+    """d^(t/n): geometric decay from 1 to d (FORCE mode='exp', SynFlow, SEVEN-pre), computed as FORCE's
+    `iterative_pruning` does (exp(-t * -log d / n) in numpy float64): int(r * n) of the next cut depends on
+    the last bit."""
+    return float(np.exp(0 - (t * (0 - np.log(density)) / n)))
 
 
 def linear(density: float, t: int, n: int) -> float:
-    """1 - (t/n)(1 - d) (FORCE mode='linear')."""
-    return 1.0 - (t / n) * (1.0 - density)
+    """1 - t(1 - d)/n, in FORCE's operation order (mode='linear')."""
+    return 1 - (t * (1 - density) / n)
 
 
 PRE_SCHEDULES: dict[str, PreSchedule] = {"one_shot": one_shot, "exponential": exponential, "linear": linear}

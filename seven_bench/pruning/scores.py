@@ -51,14 +51,18 @@ def seven_update_(state: SevenState, w: torch.Tensor, g: torch.Tensor, t: int, *
     m_hat = m / (1 - a1^t),  v_hat = sqrt(v / (1 - a2^t)) + eps   (eps after the sqrt, as in the code)
     S <- S + |W * g * c|  with c = m_hat / v_hat (`full`), m_hat, 1 / v_hat, or 1 (`none`) for the
     score-function ablations of Table IV.
+
+    Every elementwise operation is the one `strategies/pruner.py` performs, in its order (a1*m and
+    (1-a1)*|g| rounded separately, then ((W*|g|)*m_hat)/v_hat), so S matches the original to the bit
+    and its threshold ties fall where the original's do. In place where the original's temporaries allow.
     """
-    first = g.abs() if first_moment == "abs" else g
-    state.m.mul_(alpha1).add_(first, alpha=1.0 - alpha1)
-    state.v.mul_(alpha2).addcmul_(g, g, value=1.0 - alpha2)
-    step = (w * g).abs_()
+    g_abs = g.abs()
+    first = g_abs if first_moment == "abs" else g
+    state.m.mul_(alpha1).add_(first * (1.0 - alpha1))
+    state.v.mul_(alpha2).add_(g_abs.square().mul_(1.0 - alpha2))
+    step = g_abs.mul_(w) if w.dtype == g_abs.dtype else (w * g_abs)
     if correction in ("full", "m_only"):
-        step.mul_(state.m.abs()).div_(1.0 - alpha1 ** t)
+        step.mul_(state.m / (1.0 - alpha1 ** t))
     if correction in ("full", "v_only"):
-        v_hat = state.v.div(1.0 - alpha2 ** t).sqrt_().add_(eps)
-        step.div_(v_hat)
-    state.score.add_(step)
+        step.div_((state.v / (1.0 - alpha2 ** t)).sqrt_().add_(eps))
+    state.score.add_(step.abs_())

@@ -1,24 +1,88 @@
 """Selection: scores (+ keep ratio, + which entries may still be chosen) -> boolean masks.
 
+Two orthogonal choices, each a small pure function:
+
+* the **scope** a threshold applies to: one global threshold over every prunable tensor, one per
+  tensor (`layer`), one per output row (`row`, Wanda's comparison group), or N:M groups (`nm`: at most
+  N kept in every group of M consecutive input weights of a row);
+* the **count rule**, i.e. how many entries a cut keeps, as each original codebase computes it. One weight
+  per step looks harmless, but in an iterated cut it snowballs, so every method defaults to its original's
+  rule and the record names it:
+
+  =================  ===========================================================  ==========================
+  rule               kept                                                         originals
+  =================  ===========================================================  ==========================
+  ``exact``          exactly round(r n); ties broken by position                  SNIP (snip-public), torch
+                                                                                  ``global_unstructured``
+  ``floor``          exactly int(r n); ties broken by position                    movement's TopKBinarizer, GMP
+  ``floor_ties``     the int(r n) largest, plus every entry tied with the         SEVEN (``strategies/utils``),
+                     smallest of them (``topk`` then ``>=``)                      FORCE / Iter-SNIP (``get_mask``)
+  ``kthvalue_ties``  every entry >= the int(n (1 - r))-th smallest                GraSP (``<=`` on -S),
+                     (``kthvalue`` then ``masked_fill(S < thr)``)                 PLATON (``mask_with_threshold``)
+  ``prune_floor``    all but the int(n (1 - r)) smallest; ties: the lower index   Wanda (stable ascending sort)
+                     is pruned first
+  =================  ===========================================================  ==========================
+
 Global selection runs on one flat buffer without sorting: `kth_largest` brackets the threshold with
 quantiles of a small sample, counts what lies above the bracket, and runs an exact `torch.kthvalue` only
-on the few candidates inside it (full `kthvalue` as the fallback when the bracket misses). Ties at the
-threshold are broken by position, so exactly round(ratio * n) weights are kept: the achieved sparsity
-equals the target to within one weight.
+on the few candidates inside it (full `kthvalue` as the fallback when the bracket misses).
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
+
+from seven_bench.errors import UserError
 
 Masks = dict[str, torch.Tensor]
 Scores = dict[str, torch.Tensor]
 
+COUNT_RULES = ("exact", "floor", "floor_ties", "kthvalue_ties", "prune_floor")
+SCOPES = ("global", "layer", "row", "nm")
 
-def keep_count(keep_ratio: float, n: int) -> int:
+
+def check_rule(rule: str) -> str:
+    if rule not in COUNT_RULES:
+        raise UserError(f"pruner.count_rule={rule!r}: choose one of {', '.join(COUNT_RULES)}")
+    return rule
+
+
+# The count rule of each method's own code (`count_rule: original`); the SEVEN repository's
+# re-implementations ("<method>/seven_repo") use SEVEN's threshold function.
+ORIGINAL_COUNT_RULES = {
+    "random": "exact", "magnitude": "exact", "snip": "exact", "grasp": "kthvalue_ties", "iter_snip": "floor_ties",
+    "force": "floor_ties", "seven_pre": "floor_ties", "seven_dyn": "floor_ties", "platon": "kthvalue_ties",
+    "gmp": "floor", "movement": "floor", "wanda": "prune_floor", "platon/seven_repo": "floor_ties",
+    "movement/seven_repo": "floor_ties", "soft_movement/seven_repo": "floor_ties",
+}
+
+
+def resolve_count_rule(value: str | None, method: str) -> str:
+    """`original` (or unset) -> the rule of `method`'s own code; anything else must be a known rule."""
+    if value in (None, "original"):
+        return ORIGINAL_COUNT_RULES.get(method, "exact")
+    return check_rule(str(value))
+
+
+def check_selection(selection: str, allowed: tuple[str, ...] = ("global", "layer", "row")) -> str:
+    if selection not in allowed:
+        raise UserError(f"pruner.selection={selection!r}: choose one of {', '.join(allowed)}")
+    return selection
+
+
+def keep_count(keep_ratio: float, n: int, rule: str = "exact") -> int:
+    """How many of n entries a cut at keep ratio r keeps, before ties (the ``*_ties`` rules may keep more)."""
     if not 0.0 <= keep_ratio <= 1.0:
         raise ValueError(f"keep ratio {keep_ratio} outside [0, 1]")
-    return min(n, max(0, int(round(keep_ratio * n))))
+    if rule == "exact":
+        k = int(round(keep_ratio * n))
+    elif rule in ("floor", "floor_ties"):
+        k = int(keep_ratio * n)
+    else:  # kthvalue_ties, prune_floor: the originals count what they remove
+        k = n - int(n * (1.0 - keep_ratio))
+    return min(n, max(0, k))
 
 
 _SAMPLE = 262_144  # sample size for the bracket; the candidate set is about n * 12 / sqrt(_SAMPLE)
@@ -63,22 +127,52 @@ def top_k_flat(flat: torch.Tensor, k: int) -> torch.Tensor:
     return mask
 
 
-def _flat_scores(scores: Scores, eligible: Masks | None) -> torch.Tensor:
-    """One float32 buffer; entries that may not be chosen (already pruned, no resurrection) get -inf."""
+def select_flat(flat: torch.Tensor, keep_ratio: float, rule: str = "exact") -> torch.Tensor:
+    """One cut of a 1-D score vector under `rule` (see the module docstring)."""
+    n = flat.numel()
+    k = keep_count(keep_ratio, n, rule)
+    if rule in ("exact", "floor"):
+        return top_k_flat(flat, k)
+    if rule == "prune_floor":
+        return _prune_smallest_stable(flat.view(1, -1), n - k).view(-1)
+    if k <= 0:  # the originals fail here (topk/kthvalue of nothing); keep nothing / everything instead
+        return torch.zeros(n, dtype=torch.bool, device=flat.device)
+    if k >= n and rule == "kthvalue_ties":
+        return torch.ones(n, dtype=torch.bool, device=flat.device)
+    # floor_ties: ">=" the k-th largest. kthvalue_ties: ">=" the int(n(1-r))-th smallest, which is the
+    # (k + 1)-th largest for k = n - int(n(1-r)): the threshold entry itself is kept too.
+    kth = k if rule == "floor_ties" else min(n, k + 1)
+    return flat >= kth_largest(flat, kth)
+
+
+def _prune_smallest_stable(rows: torch.Tensor, prune: int) -> torch.Tensor:
+    """Prune the `prune` smallest entries of each row, ties pruned in index order (a stable ascending sort)."""
+    mask = torch.ones_like(rows, dtype=torch.bool)
+    if prune > 0:
+        order = torch.sort(rows, dim=1, stable=True).indices[:, :prune]
+        mask.scatter_(1, order, False)
+    return mask
+
+
+def _fill_value(rule: str) -> float:
+    """What an entry that may not be chosen again scores. SEVEN's code zeroes the importance of pruned
+    entries (`importances[mask == 0] = 0`) and Iter-SNIP gives them the global minimum saliency (0, as
+    pruned weights are 0): with a ``>=`` threshold that is 0, they are kept again, as in the originals."""
+    return 0.0 if rule == "floor_ties" else float("-inf")
+
+
+def _flat_scores(scores: Scores, eligible: Masks | None, rule: str = "exact") -> torch.Tensor:
+    """One float32 buffer; entries that may not be chosen (already pruned, no resurrection) are filled."""
     parts = []
     for name, score in scores.items():
         part = score.detach().reshape(-1).float()
         if eligible is not None:
-            part = part.masked_fill(~eligible[name].reshape(-1), float("-inf"))
+            part = part.masked_fill(~eligible[name].reshape(-1), _fill_value(rule))
         parts.append(part)
     return torch.cat(parts)
 
 
-def global_topk(scores: Scores, keep_ratio: float, eligible: Masks | None = None) -> Masks:
-    """One threshold over every prunable tensor (SEVEN, SNIP, GraSP, magnitude, PLATON)."""
-    flat = _flat_scores(scores, eligible)
-    mask = top_k_flat(flat, keep_count(keep_ratio, flat.numel()))
-    del flat
+def _split(mask: torch.Tensor, scores: Scores) -> Masks:
     out: Masks = {}
     offset = 0
     for name, score in scores.items():
@@ -88,13 +182,74 @@ def global_topk(scores: Scores, keep_ratio: float, eligible: Masks | None = None
     return out
 
 
-def layerwise_topk(scores: Scores, keep_ratio: float, eligible: Masks | None = None) -> Masks:
+def global_topk(scores: Scores, keep_ratio: float, eligible: Masks | None = None, count_rule: str = "exact") -> Masks:
+    """One threshold over every prunable tensor (SEVEN, SNIP, GraSP, magnitude, PLATON)."""
+    flat = _flat_scores(scores, eligible, count_rule)
+    return _split(select_flat(flat, keep_ratio, count_rule), scores)
+
+
+def layerwise_topk(scores: Scores, keep_ratio: float, eligible: Masks | None = None,
+                   count_rule: str = "exact") -> Masks:
     """Each tensor cut to the same density (movement pruning's default TopK binarizer)."""
     out: Masks = {}
     for name, score in scores.items():
-        flat = _flat_scores({name: score}, None if eligible is None else {name: eligible[name]})
-        out[name] = top_k_flat(flat, keep_count(keep_ratio, flat.numel())).view(score.shape)
+        flat = _flat_scores({name: score}, None if eligible is None else {name: eligible[name]}, count_rule)
+        out[name] = select_flat(flat, keep_ratio, count_rule).view(score.shape)
     return out
 
 
-SELECTIONS = {"global": global_topk, "layer": layerwise_topk}
+def _rows(score: torch.Tensor, eligible: torch.Tensor | None, rule: str) -> torch.Tensor:
+    rows = score.detach().float().reshape(score.shape[0], -1)
+    if eligible is not None:
+        rows = rows.masked_fill(~eligible.reshape(rows.shape), _fill_value(rule))
+    return rows
+
+
+def rowwise_topk(scores: Scores, keep_ratio: float, eligible: Masks | None = None,
+                 count_rule: str = "exact") -> Masks:
+    """Each output row (dim 0 of a weight: one output unit's inputs) cut to the same density: Wanda's
+    comparison group. Vectorised over rows; exact-count rules keep the same count in every row."""
+    out: Masks = {}
+    for name, score in scores.items():
+        rows = _rows(score, None if eligible is None else eligible[name], count_rule)
+        n = rows.shape[1]
+        k = keep_count(keep_ratio, n, count_rule)
+        if count_rule in ("exact", "floor", "prune_floor"):
+            if count_rule == "prune_floor":
+                mask = _prune_smallest_stable(rows, n - k)
+            else:  # the k largest of each row, ties to the lower index (a stable sort of -score)
+                mask = torch.zeros_like(rows, dtype=torch.bool)
+                if k > 0:
+                    mask.scatter_(1, torch.sort(-rows, dim=1, stable=True).indices[:, :k], True)
+        else:
+            kth = k if count_rule == "floor_ties" else min(n, k + 1)
+            if kth <= 0:
+                mask = torch.zeros_like(rows, dtype=torch.bool)
+            elif count_rule == "kthvalue_ties" and k >= n:
+                mask = torch.ones_like(rows, dtype=torch.bool)
+            else:
+                mask = rows >= torch.kthvalue(rows, n - kth + 1, dim=1, keepdim=True).values
+        out[name] = mask.view(score.shape)
+    return out
+
+
+def nm_mask(score: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """N:M along the input dimension: in every group of m consecutive weights of a row, keep the n
+    largest (ties to the lower index). 2:4 keeps exactly half, the layout sparse tensor cores accept."""
+    rows = score.detach().float().reshape(score.shape[0], -1)
+    if rows.shape[1] % m:
+        raise ValueError(f"N:M needs the input dimension divisible by m={m}; a tensor of shape {tuple(score.shape)} is not")
+    groups = rows.reshape(rows.shape[0], -1, m)
+    keep = torch.sort(-groups, dim=-1, stable=True).indices[..., :n]
+    mask = torch.zeros_like(groups, dtype=torch.bool).scatter_(-1, keep, True)
+    return mask.view(score.shape)
+
+
+def nm_groups_ok(mask: torch.Tensor, n: int, m: int) -> bool:
+    """True when no group of m consecutive input weights of any row keeps more than n."""
+    groups = mask.reshape(mask.shape[0], -1).reshape(mask.shape[0], -1, m)
+    return bool((groups.sum(-1) <= n).all())
+
+
+Selection = Callable[..., Masks]
+SELECTIONS: dict[str, Selection] = {"global": global_topk, "layer": layerwise_topk, "row": rowwise_topk}
