@@ -13,7 +13,10 @@ from torch import nn
 from seven_bench.errors import UserError
 from seven_bench.pruning.base import PruneContext, apply_masks_
 from seven_bench.pruning.dyn import SevenDyn
-from seven_bench.pruning.dyn_baselines import CubicPlan, Gmp, Platon, SevenRepoDyn, fit_warmups, platon_param_set
+from seven_bench.pruning.gmp import Gmp
+from seven_bench.pruning.plans import CubicPlan, fit_warmups
+from seven_bench.pruning.platon import Platon, platon_param_set
+from seven_bench.pruning.seven_repo import SevenRepoDyn
 from seven_bench.pruning.movement import Movement, SoftMovement, threshold_mask
 from seven_bench.pruning.schedules import cubic
 from tests.conftest import ToyModel, requires_shared_data

@@ -10,7 +10,7 @@ from torch import nn
 
 from seven_bench.pruning.base import PruneContext, Pruner, collapse_warnings, dead_output_units
 from seven_bench.pruning.dyn import SevenDyn
-from seven_bench.pruning.dyn_baselines import SevenRepoDyn
+from seven_bench.pruning.seven_repo import SevenRepoDyn
 from seven_bench.pruning.registry import PRUNERS
 from seven_bench.pruning.schedules import exponential, linear
 from seven_bench.pruning.selection import global_topk, keep_count, layerwise_topk, rowwise_topk, select_flat

@@ -1,11 +1,6 @@
 """Model registry. Entries register themselves when their module is imported below."""
 
-from seven_bench.models.base import ModelBundle, ModelEntry
-from seven_bench.registry import Registry
-
-MODELS: Registry[ModelEntry] = Registry("model")
-
-from seven_bench.models import text  # noqa: E402,F401  (registers bert, minilm, tiny_bert)
-from seven_bench.models import clip  # noqa: E402,F401  (registers clip, tiny_clip)
+from seven_bench.models import clip, text  # noqa: F401  (register clip, tiny_clip; bert, minilm, tiny_bert)
+from seven_bench.models.base import MODELS, ModelBundle, ModelEntry
 
 __all__ = ["MODELS", "ModelBundle", "ModelEntry"]

@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
+from seven_bench.registry import Registry
 from seven_bench.tasks.base import TaskInfo
 
 
@@ -35,3 +36,7 @@ class ModelEntry:
     # (model config, task info, torch device) -> bundle on that device
     build: Callable[[Mapping[str, Any], TaskInfo, torch.device], ModelBundle]
     description: str = ""
+
+
+# The registry lives beside the contract, so model modules register without importing the package.
+MODELS: Registry[ModelEntry] = Registry("model")

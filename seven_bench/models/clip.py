@@ -28,8 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seven_bench.errors import UserError
-from seven_bench.models import MODELS
-from seven_bench.models.base import ModelBundle, ModelEntry
+from seven_bench.models.base import MODELS, ModelBundle, ModelEntry
 from seven_bench.sources import hf_cached, hub_reachable
 from seven_bench.tasks.base import TaskInfo
 

@@ -25,16 +25,17 @@ parametrizations removed) and `masks` holds it, so the record's sparsity is meas
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
 from seven_bench.errors import UserError
-from seven_bench.pruning.base import Masks, PruneContext, kept_fraction
-from seven_bench.pruning.dyn_baselines import CubicDynPruner
-from seven_bench.pruning.selection import check_rule, select_flat
+from seven_bench.pruning.base import Masks, PruneContext, Pruner, kept_fraction
+from seven_bench.pruning.plans import CubicPlan, CubicWarmups, Trajectory
+from seven_bench.pruning.selection import check_rule, resolve_count_rule, select_flat
+from seven_bench.pruning.seven_repo import build_seven_repo, variant
 
 MIN_KEEP_FRACTION = 0.005  # ThresholdBinarizer keeps at least int(0.005 * n) + 1 entries per tensor
 
@@ -116,12 +117,21 @@ def owning_modules(model: nn.Module, prunable: dict[str, nn.Parameter]) -> dict[
     return owners
 
 
-class _LearnedScorePruner(CubicDynPruner):
-    """Scores, parametrizations, the per-step schedule value and the final bake, shared by both methods."""
+class _LearnedScorePruner(Pruner):
+    """Scores, parametrizations, the per-step schedule value and the final bake, shared by both methods.
+    The schedule is the cubic with warm-ups (plans.CubicWarmups) over keep ratios or sigmoid thresholds."""
+
+    timing = "dyn"
+    variant = "original"
 
     def __init__(self, density: float, warmup_steps: int, initial_warmup: float, final_warmup: float,
                  scores_lr: float, mask_init: float, fit_schedule: bool, initial_value: float, final_value: float):
-        super().__init__(density, warmup_steps, initial_warmup, final_warmup, fit_schedule, initial_value, final_value)
+        super().__init__(density)
+        self.schedule = CubicWarmups(warmup_steps, initial_warmup, final_warmup, initial_value, final_value,
+                                     fit_schedule, self.name)
+        self.initial_value, self.final_value = float(initial_value), float(final_value)
+        self._trajectory = Trajectory()
+        self.warnings: list[str] = []
         self.scores_lr = float(scores_lr)
         self.mask_init = float(mask_init)
         self.scores: dict[str, nn.Parameter] = {}
@@ -132,8 +142,19 @@ class _LearnedScorePruner(CubicDynPruner):
         self.finalized = False
 
     # --- set-up -------------------------------------------------------------------------------------
-    def _plan(self, ctx: PruneContext):  # type: ignore[no-untyped-def]
-        plan = super()._plan(ctx)
+    @property
+    def plan(self) -> CubicPlan | None:
+        return self.schedule.plan
+
+    @property
+    def trajectory(self) -> list[dict[str, Any]]:
+        return self._trajectory.points
+
+    def _plan(self, ctx: PruneContext) -> CubicPlan:
+        self.warnings += self.schedule.prepare(ctx.total_steps, self.name)
+        self._trajectory.plan(self.schedule.span)
+        plan = self.plan
+        assert plan is not None
         if plan.t_i + plan.t_f >= plan.total:
             self.warnings.append(
                 f"{self.name}: the training forward does not reach the final value within the cell; as in the "
@@ -219,7 +240,8 @@ class _LearnedScorePruner(CubicDynPruner):
         return masks
 
     def summary(self) -> dict[str, Any]:
-        out = super().summary()
+        out = {"variant": self.variant, **self.schedule.summary(), "trajectory": self.trajectory,
+               "warnings": self.warnings}
         out.update(scores_lr=self.scores_lr, mask_init=self.mask_init, finalized=self.finalized,
                    hook="torch.nn.utils.parametrize", eval_uses_final_value=True, regrowth=True)
         return out
@@ -339,3 +361,27 @@ class SoftMovement(_LearnedScorePruner):
                     f"final_lambda={self.final_lambda}: it reached sparsity {achieved:.3f}, not the cell's target "
                     f"{target:.3f}; the record's achieved sparsity is what counts"]
         return out
+
+
+def build_movement(cfg: Mapping[str, Any], density: float, seed: int) -> Pruner:
+    if variant(cfg) == "seven_repo":
+        return build_seven_repo("movement", cfg, density)
+    return Movement(density, cfg.get("warmup_steps"), float(cfg["initial_warmup"]), float(cfg["final_warmup"]),
+                    selection=str(cfg.get("selection", "layer")),
+                    scores_lr=float(cfg["mask_scores_learning_rate"]), mask_init=float(cfg.get("mask_scale", 0.0)),
+                    global_topk_frequency=int(cfg.get("global_topk_frequency", 25)),
+                    count_rule=resolve_count_rule(cfg.get("count_rule"), "movement"),
+                    fit_schedule=bool(cfg.get("fit_schedule", False)))
+
+
+def build_soft_movement(cfg: Mapping[str, Any], density: float, seed: int) -> Pruner:
+    if variant(cfg) == "seven_repo":
+        return build_seven_repo("soft_movement", cfg, density)
+    if cfg.get("count_rule") not in (None, "original"):
+        raise UserError("pruner=soft_movement keeps sigmoid(S) > tau: no count rule applies (sparsity is indirect); "
+                        "leave count_rule=original")
+    return SoftMovement(density, cfg.get("warmup_steps"), float(cfg["initial_warmup"]), float(cfg["final_warmup"]),
+                        final_threshold=float(cfg["final_threshold"]), final_lambda=float(cfg["final_lambda"]),
+                        initial_threshold=float(cfg.get("initial_threshold", 0.0)),
+                        scores_lr=float(cfg["mask_scores_learning_rate"]), mask_init=float(cfg.get("mask_scale", 0.0)),
+                        fit_schedule=bool(cfg.get("fit_schedule", False)))

@@ -9,6 +9,9 @@ from typing import Any, Callable, Mapping
 from seven_bench.pruning import criteria
 from seven_bench.pruning.base import Pruner
 from seven_bench.pruning.dyn import SevenDyn
+from seven_bench.pruning.gmp import build_gmp
+from seven_bench.pruning.movement import build_movement, build_soft_movement
+from seven_bench.pruning.platon import build_platon
 from seven_bench.pruning.pre import PrePruner
 from seven_bench.pruning.schedules import PRE_SCHEDULES, one_shot
 from seven_bench.pruning.selection import resolve_count_rule
@@ -82,15 +85,14 @@ for _entry in (
 
 
 # Dynamic baselines of Table III (their own papers' algorithms; `variant: seven_repo` = the SEVEN repo's).
-from seven_bench.pruning import dyn_baselines as _dyn  # noqa: E402
 
 for _entry in (
-    PrunerEntry("platon", "dyn", _dyn.build_platon,
+    PrunerEntry("platon", "dyn", build_platon,
                 "PLATON: |W g| window-averaged, EMA sensitivity x uncertainty, cubic with warm-ups, global, regrowth"),
-    PrunerEntry("movement", "dyn", _dyn.build_movement,
+    PrunerEntry("movement", "dyn", build_movement,
                 "movement pruning: learned scores, TopK straight-through, cubic with warm-ups (per tensor)"),
-    PrunerEntry("soft_movement", "dyn", _dyn.build_soft_movement,
+    PrunerEntry("soft_movement", "dyn", build_soft_movement,
                 "soft movement: sigmoid(S) > tau plus an L1 penalty on sigmoid(S); sparsity is indirect"),
-    PrunerEntry("gmp", "dyn", _dyn.build_gmp, "gradual magnitude pruning, cubic schedule with warm-ups, global"),
+    PrunerEntry("gmp", "dyn", build_gmp, "gradual magnitude pruning, cubic schedule with warm-ups, global"),
 ):
     PRUNERS.add(_entry.name, _entry)
