@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seven_bench.errors import UserError
+
 Masks = dict[str, torch.Tensor]
 
 
@@ -42,6 +44,20 @@ def double_backward_kernels() -> Iterator[None]:
         yield
 
 
+def owning_modules(model: nn.Module, prunable: dict[str, nn.Parameter]) -> dict[str, tuple[nn.Module, str]]:
+    """name -> (module, attribute) that holds each prunable Parameter directly."""
+    by_id = {id(p): n for n, p in prunable.items()}
+    owners: dict[str, tuple[nn.Module, str]] = {}
+    for module in model.modules():
+        for attr, param in module._parameters.items():
+            if param is not None and id(param) in by_id and by_id[id(param)] not in owners:
+                owners[by_id[id(param)]] = (module, attr)
+    missing = [n for n in prunable if n not in owners]
+    if missing:
+        raise UserError(f"prunable tensors not owned by any module of the model: {', '.join(missing[:3])}")
+    return owners
+
+
 @dataclass
 class PruneContext:
     """Everything a pruner may use: the model, its prunable weights, a stream of training batches
@@ -68,6 +84,47 @@ class PruneContext:
         for batch in batches:
             (self.loss(batch) / len(batches)).backward()
         return {n: (p.grad if p.grad is not None else torch.zeros_like(p)).detach() for n, p in self.prunable.items()}
+
+    def signal(self, name: str, batches: list[dict[str, Any]], **options: Any) -> dict[str, torch.Tensor]:
+        """A criterion's input by name, so a new criterion asks for a signal instead of adding a branch:
+        `grad` (mean gradient of the batches' losses at W*M), `hessian_grad` (GraSP's Hg; option
+        temperature), `activation_norm` (||X_j||_2 per input feature of each weight; option names)."""
+        if name == "grad":
+            return self.mean_gradients(batches)
+        if name == "hessian_grad":
+            return self.hessian_gradient(batches, float(options.get("temperature", 1.0)))
+        if name == "activation_norm":
+            return self.activation_norms(batches, options.get("names"))
+        raise ValueError(f"unknown signal {name!r}")
+
+    @torch.no_grad()
+    def activation_norms(self, batches: list[dict[str, Any]], names: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """||X_j||_2 over every calibration token, per input feature j of each prunable weight (Wanda's
+        `scaler_row`, up to the constant 1/nsamples no ranking sees). Padding positions are left out (an
+        LLM's calibration text has none; a BERT batch does). One forward pass per batch, hooks on the
+        modules that own the weights (an nn.Linear, or CLIP's MultiheadAttention for in_proj_weight)."""
+        owners = owning_modules(self.model, {n: self.prunable[n] for n in (names or list(self.prunable))})
+        sums = {n: torch.zeros(self.prunable[n].shape[-1], device=self.prunable[n].device) for n in owners}
+        mask: list[torch.Tensor | None] = [None]
+
+        def hook_for(name: str) -> Callable[..., None]:
+            def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+                x = args[0] if args else next(iter(kwargs.values()))
+                keep = mask[0]
+                if x.dim() == 3 and keep is not None and tuple(keep.shape) == tuple(x.shape[:2]):
+                    x = x[keep.bool()]
+                sums[name] += x.reshape(-1, x.shape[-1]).float().pow(2).sum(0)
+            return hook
+
+        handles = [module.register_forward_pre_hook(hook_for(n), with_kwargs=True) for n, (module, _) in owners.items()]
+        try:
+            for batch in batches:
+                mask[0] = batch.get("attention_mask")
+                forward_logits(self.model, batch)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return {n: s.sqrt() for n, s in sums.items()}
 
     def hessian_gradient(self, batches: list[dict[str, Any]], temperature: float) -> dict[str, torch.Tensor]:
         """H g for GraSP, as in alecwangcq/GraSP: g over the sample (first pass), then d/dW (g_stopgrad .

@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from seven_bench.errors import UserError
-from seven_bench.pruning.base import Masks, PruneContext, Pruner, kept_fraction
+from seven_bench.pruning.base import Masks, PruneContext, Pruner, kept_fraction, owning_modules
 from seven_bench.pruning.plans import CubicPlan, CubicWarmups, Trajectory
 from seven_bench.pruning.selection import check_rule, resolve_count_rule, select_flat
 from seven_bench.pruning.seven_repo import build_seven_repo, variant
@@ -101,20 +101,6 @@ class MaskedWeight(nn.Module):
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         return weight * self.owner.forward_mask(self.target, self.training).to(weight.dtype)
-
-
-def owning_modules(model: nn.Module, prunable: dict[str, nn.Parameter]) -> dict[str, tuple[nn.Module, str]]:
-    """name -> (module, attribute) that holds each prunable Parameter directly."""
-    by_id = {id(p): n for n, p in prunable.items()}
-    owners: dict[str, tuple[nn.Module, str]] = {}
-    for module in model.modules():
-        for attr, param in module._parameters.items():
-            if param is not None and id(param) in by_id and by_id[id(param)] not in owners:
-                owners[by_id[id(param)]] = (module, attr)
-    missing = [n for n in prunable if n not in owners]
-    if missing:
-        raise UserError(f"prunable tensors not owned by any module of the model: {', '.join(missing[:3])}")
-    return owners
 
 
 class _LearnedScorePruner(Pruner):

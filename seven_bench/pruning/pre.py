@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterator
 
 import torch
@@ -11,7 +12,7 @@ from tqdm.auto import tqdm
 from seven_bench.pruning.base import Masks, PruneContext, Pruner, kept_fraction
 from seven_bench.pruning.criteria import Criterion
 from seven_bench.pruning.schedules import PreSchedule
-from seven_bench.pruning.selection import SELECTIONS, check_rule, check_selection
+from seven_bench.pruning.selection import SELECTIONS, check_nm, check_rule, check_selection, nm_groups_ok, nm_topk
 
 
 def balanced_rows(batches: Iterator[dict[str, Any]], per_class: int, num_labels: int, max_batches: int = 200) -> list[dict[str, Any]]:
@@ -48,7 +49,7 @@ class PrePruner(Pruner):
     def __init__(self, name: str, density: float, criterion: Criterion, schedule: PreSchedule, steps: int,
                  batches_per_step: int = 1, selection: str = "global", resurrection: bool = False,
                  grad_mode: str = "train", samples_per_class: int | None = None, temperature: float = 1.0,
-                 count_rule: str = "exact"):
+                 count_rule: str = "exact", nm: tuple[int, int] | None = None):
         super().__init__(density)
         self.name = name
         self.criterion = criterion
@@ -57,6 +58,9 @@ class PrePruner(Pruner):
         self.batches_per_step = batches_per_step
         self.selection = check_selection(selection)
         self.select = SELECTIONS[selection]
+        self.nm = check_nm(*(nm or (2, 4)), density) if selection == "nm" else None
+        if self.nm:
+            self.select = functools.partial(nm_topk, n=self.nm[0], m=self.nm[1])
         self.count_rule = check_rule(count_rule)
         self.resurrection = resurrection
         self.grad_mode = grad_mode
@@ -73,9 +77,7 @@ class PrePruner(Pruner):
             batches = balanced_rows(ctx.batches, self.samples_per_class, ctx.num_labels)
         else:
             batches = [next(ctx.batches) for _ in range(self.batches_per_step)]
-        if self.criterion.signal == "hessian_grad":
-            return ctx.hessian_gradient(batches, self.temperature)
-        return ctx.mean_gradients(batches)
+        return ctx.signal(self.criterion.signal, batches, temperature=self.temperature)
 
     def prepare(self, ctx: PruneContext) -> None:
         self.start(ctx)
@@ -118,6 +120,10 @@ class PrePruner(Pruner):
         ctx.model.train(self._was_training)
 
     def summary(self) -> dict[str, Any]:
-        return {"scoring_steps": self.steps, "resurrection": self.resurrection, "selection": self.selection,
+        out: dict[str, Any] = {}
+        if self.nm and self.masks is not None:
+            out = {"nm": f"{self.nm[0]}:{self.nm[1]}",
+                   "nm_valid": all(nm_groups_ok(mask, *self.nm) for mask in self.masks.values())}
+        return {**out, "scoring_steps": self.steps, "resurrection": self.resurrection, "selection": self.selection,
                 "count_rule": self.count_rule,
                 "trajectory": [{"step": s, "target_keep": r, "achieved_keep": k} for s, r, k in self.trajectory]}

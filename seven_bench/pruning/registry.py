@@ -12,6 +12,7 @@ from seven_bench.pruning.dyn import SevenDyn
 from seven_bench.pruning.gmp import build_gmp
 from seven_bench.pruning.movement import build_movement, build_soft_movement
 from seven_bench.pruning.platon import build_platon
+from seven_bench.pruning.wanda import build_wanda
 from seven_bench.pruning.pre import PrePruner
 from seven_bench.pruning.schedules import PRE_SCHEDULES, one_shot
 from seven_bench.pruning.selection import resolve_count_rule
@@ -31,9 +32,14 @@ class PrunerEntry:
 PRUNERS: Registry[PrunerEntry] = Registry("pruner")
 
 
+def _nm(cfg: Config) -> tuple[int, int] | None:
+    """(n, m) when the cell asks for N:M selection (`pruner.selection=nm pruner.n=2 pruner.m=4`)."""
+    return (int(cfg.get("n", 2)), int(cfg.get("m", 4))) if cfg.get("selection") == "nm" else None
+
+
 def _one_shot(name: str, criterion: criteria.Criterion, cfg: Config, density: float, **kw: Any) -> PrePruner:
     return PrePruner(name, density, criterion, one_shot, steps=1, selection=cfg.get("selection", "global"),
-                     grad_mode=cfg.get("grad_mode", "train"), count_rule=resolve_count_rule(cfg.get("count_rule"), name), **kw)
+                     grad_mode=cfg.get("grad_mode", "train"), count_rule=resolve_count_rule(cfg.get("count_rule"), name), nm=_nm(cfg), **kw)
 
 
 def _iterative(name: str, cfg: Config, density: float, resurrection: bool) -> PrePruner:
@@ -52,7 +58,7 @@ def _seven_pre(cfg: Config, density: float, seed: int) -> PrePruner:
     return PrePruner("seven_pre", density, _seven_criterion(cfg), PRE_SCHEDULES[cfg["schedule"]],
                      steps=int(cfg["num_batches"]), selection=cfg.get("selection", "global"),
                      resurrection=bool(cfg["resurrection"]), grad_mode=cfg.get("grad_mode", "train"),
-                     count_rule=resolve_count_rule(cfg.get("count_rule"), "seven_pre"))
+                     count_rule=resolve_count_rule(cfg.get("count_rule"), "seven_pre"), nm=_nm(cfg))
 
 
 def _seven_dyn(cfg: Config, density: float, seed: int) -> SevenDyn:
@@ -79,6 +85,8 @@ for _entry in (
     PrunerEntry("force", "pre", lambda cfg, d, seed: _iterative("force", cfg, d, resurrection=True),
                 "FORCE: |W0 * g(W*M)| over an exponential schedule, pruned weights may return"),
     PrunerEntry("seven_pre", "pre", _seven_pre, "SEVEN-pre (Algorithm 1): accumulated noise-corrected |W g| over N batches"),
+    PrunerEntry("wanda", "pre", build_wanda,
+                "Wanda: |W| * ||X_j||_2 from a calibration pass, per output row, sequential over blocks"),
     PrunerEntry("seven_dyn", "dyn", _seven_dyn, "SEVEN-dyn: the SEVEN score inside the fine-tuning loop, cubic window"),
 ):
     PRUNERS.add(_entry.name, _entry)

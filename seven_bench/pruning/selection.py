@@ -66,7 +66,18 @@ def resolve_count_rule(value: str | None, method: str) -> str:
     return check_rule(str(value))
 
 
-def check_selection(selection: str, allowed: tuple[str, ...] = ("global", "layer", "row")) -> str:
+def check_nm(n: int, m: int, density: float) -> tuple[int, int]:
+    """N:M fixes the density at n/m: a cell asking for another sparsity would be mislabelled."""
+    n, m = int(n), int(m)
+    if not 0 < n < m:
+        raise UserError(f"pruner.n={n}, pruner.m={m}: N:M keeps n of every m weights, 0 < n < m (e.g. n=2 m=4)")
+    if abs(density - n / m) > 1e-9:
+        raise UserError(f"pruner.selection=nm with n={n} m={m} prunes exactly {1 - n / m:g} of the weights: "
+                        f"pass sparsity={1 - n / m:g}")
+    return n, m
+
+
+def check_selection(selection: str, allowed: tuple[str, ...] = ("global", "layer", "row", "nm")) -> str:
     if selection not in allowed:
         raise UserError(f"pruner.selection={selection!r}: choose one of {', '.join(allowed)}")
     return selection
@@ -238,11 +249,26 @@ def nm_mask(score: torch.Tensor, n: int, m: int) -> torch.Tensor:
     largest (ties to the lower index). 2:4 keeps exactly half, the layout sparse tensor cores accept."""
     rows = score.detach().float().reshape(score.shape[0], -1)
     if rows.shape[1] % m:
-        raise ValueError(f"N:M needs the input dimension divisible by m={m}; a tensor of shape {tuple(score.shape)} is not")
+        raise UserError(f"pruner.selection=nm needs every prunable tensor's input dimension divisible by m={m}; "
+                        f"one has shape {tuple(score.shape)}: choose another m")
     groups = rows.reshape(rows.shape[0], -1, m)
     keep = torch.sort(-groups, dim=-1, stable=True).indices[..., :n]
     mask = torch.zeros_like(groups, dtype=torch.bool).scatter_(-1, keep, True)
     return mask.view(score.shape)
+
+
+def nm_topk(scores: Scores, keep_ratio: float, eligible: Masks | None = None, count_rule: str = "exact", *,
+            n: int = 2, m: int = 4) -> Masks:
+    """N:M selection for every tensor. The target n/m is reached at keep ratio n/m; an iterative method's
+    earlier, denser steps keep round(r m) per group (clipped to [n, m]), so every step is itself a valid
+    (k:m) pattern and the last one is n:m. Entries that may not be chosen again are filled as under the
+    count rule (their group then keeps the best of the others first)."""
+    per_group = min(m, max(n, int(round(keep_ratio * m))))
+    out: Masks = {}
+    for name, score in scores.items():
+        rows = _rows(score, None if eligible is None else eligible[name], count_rule)
+        out[name] = nm_mask(rows, per_group, m).view(score.shape)
+    return out
 
 
 def nm_groups_ok(mask: torch.Tensor, n: int, m: int) -> bool:
@@ -252,4 +278,5 @@ def nm_groups_ok(mask: torch.Tensor, n: int, m: int) -> bool:
 
 
 Selection = Callable[..., Masks]
-SELECTIONS: dict[str, Selection] = {"global": global_topk, "layer": layerwise_topk, "row": rowwise_topk}
+SELECTIONS: dict[str, Selection] = {"global": global_topk, "layer": layerwise_topk, "row": rowwise_topk,
+                                    "nm": nm_topk}
