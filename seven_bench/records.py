@@ -24,10 +24,24 @@ def record_path(results_dir: str | Path, cell_hash: str) -> Path:
 
 
 def load_record(path: Path) -> dict[str, Any] | None:
+    """The record at `path`, or None when it is missing, unreadable, or not a JSON object (valid JSON
+    such as `[]` or `3` is no record either)."""
     try:
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) else None
+
+
+def set_aside_corrupt(path: Path) -> Path | None:
+    """Move a record.json that exists but is no record (truncated, not JSON, not an object) to
+    record.json.corrupt-<UTC timestamp>, so the cell reruns and the bad file stays for inspection.
+    Returns the new path, or None when there was nothing to move."""
+    if not path.is_file() or load_record(path) is not None:
+        return None
+    target = path.with_name(f"{path.name}.corrupt-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')}")
+    os.replace(path, target)
+    return target
 
 
 def is_complete(path: Path) -> bool:

@@ -13,12 +13,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from seven_bench.errors import NanLossError
+from seven_bench.errors import CellInterrupted, NanLossError
 from seven_bench.evaluate import evaluate
+from seven_bench.interrupts import sigterm_raises
 from seven_bench.models import MODELS
-from seven_bench.pruning.base import PruneContext, achieved_sparsity, apply_masks_, collapse_warnings, pruned_but_nonzero
+from seven_bench.pruning.base import PruneContext, achieved_sparsity, apply_masks_, collapse_warnings, dead_output_units, pruned_but_nonzero
 from seven_bench.pruning.registry import PRUNERS
-from seven_bench.records import SCHEMA_VERSION, environment, is_complete, load_record, now_iso, record_path, write_record
+from seven_bench.records import (SCHEMA_VERSION, environment, is_complete, load_record, now_iso, record_path,
+                                  set_aside_corrupt, write_record)
 from seven_bench.sources import data_root
 from seven_bench.spec import CellSpec
 from seven_bench.tasks import TASKS
@@ -47,15 +49,38 @@ def endless(loader: DataLoader, device: torch.device) -> Iterator[dict[str, Any]
         yield to_device(batch, device)
 
 
+class CountedLoader:
+    """The train loader, counting the batches the fine-tuning loop draws: the step an interrupted cell
+    had reached, which fit() itself does not report until it returns."""
+
+    def __init__(self, loader: DataLoader):
+        self.loader, self.drawn = loader, 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for batch in self.loader:
+            self.drawn += 1
+            yield batch
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+
 def _metric_summary(per_epoch: list[dict[str, Any]], split: str, metric: str) -> tuple[float | None, float | None]:
     values = [e[split][metric] for e in per_epoch if split in e and metric in e[split]]
     return (values[-1], max(values)) if values else (None, None)
 
 
+@sigterm_raises()  # SIGTERM -> CellInterrupted, recorded as interrupted like Ctrl-C
 def run_cell(spec: CellSpec, results_dir: str | Path, force: bool = False, experiment: str | None = None,
              progress: bool = True) -> dict[str, Any]:
     """Run one cell unless its complete record exists (then return that record)."""
     path = record_path(results_dir, spec.cell_hash)
+    corrupt = set_aside_corrupt(path)
+    if corrupt is not None:
+        log.warning("cell %s: %s was no record (not a JSON object): moved to %s, the cell reruns", spec.cell_hash, path, corrupt.name)
     if not force and is_complete(path):
         log.info("cell %s already complete: %s (force=true reruns it)", spec.cell_hash, path)
         record = load_record(path) or {}
@@ -74,6 +99,7 @@ def run_cell(spec: CellSpec, results_dir: str | Path, force: bool = False, exper
         "env": environment(str(device)), "warnings": [], "created_at": now_iso(),
     }
     started = time.perf_counter()
+    counted: CountedLoader | None = None
     try:
         seed_everything(spec.seed)
         task = TASKS.get(spec.task["name"])
@@ -106,7 +132,8 @@ def run_cell(spec: CellSpec, results_dir: str | Path, force: bool = False, exper
         def run_eval() -> dict[str, dict[str, float]]:
             return evaluate(bundle.model, eval_loaders, data.metric, device, info.num_labels)
 
-        result = fit(ctx, pruner, train_loader, settings, run_eval, progress=progress)
+        counted = CountedLoader(train_loader)
+        result = fit(ctx, pruner, counted, settings, run_eval, progress=progress)
         record["timing"].update(train_seconds=result.seconds, eval_seconds=result.eval_seconds, steps=result.steps)
 
         split = data.info.get("reported_split") or next(iter(data.evals))
@@ -117,7 +144,7 @@ def run_cell(spec: CellSpec, results_dir: str | Path, force: bool = False, exper
         overall, per_layer = achieved_sparsity(bundle.prunable, pruner.masks)
         record["sparsity"].update(achieved=overall, per_layer=per_layer, prunable_weights=sum(p.numel() for p in bundle.prunable.values()),
                                   pruned_but_nonzero=pruned_but_nonzero(bundle.prunable, pruner.masks))
-        for warning in collapse_warnings(per_layer):
+        for warning in collapse_warnings(per_layer, dead_output_units(bundle.prunable, pruner.masks)):
             log.warning("cell %s: %s", spec.cell_hash, warning)
             record["warnings"].append(warning)
         summary = pruner.summary()
@@ -126,6 +153,12 @@ def run_cell(spec: CellSpec, results_dir: str | Path, force: bool = False, exper
         record["status"] = "ok"
     except NanLossError as err:
         record.update(error=str(err), failed_at_step=err.step)
+    except (KeyboardInterrupt, CellInterrupted) as err:  # resume reruns it: only "ok" is complete
+        step = counted.drawn - 1 if counted is not None and counted.drawn else None
+        record.update(status="interrupted", error=f"{type(err).__name__}: {err}".rstrip(": "), failed_at_step=step)
+        record["timing"]["total_seconds"] = time.perf_counter() - started
+        write_record(path, record)
+        raise
     except Exception as err:  # a failed cell is recorded and the sweep goes on
         record["error"] = f"{type(err).__name__}: {err}".splitlines()[0]
         log.exception("cell %s failed", spec.cell_hash)

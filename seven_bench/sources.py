@@ -6,10 +6,12 @@ model or dataset is touched.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Iterable
 
 DATA_ENV = "SEVEN_BENCH_DATA"
 HUB_HOST = "huggingface.co"
@@ -46,3 +48,27 @@ def hf_cached(repo_id: str, filename: str = "config.json") -> bool:
 
     found = try_to_load_from_cache(repo_id, filename)
     return isinstance(found, str)
+
+
+@lru_cache(maxsize=256)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """Keyed by size and mtime too, so a sweep hashes each file once per process and a changed file again."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint_files(paths: Iterable[Path], root: Path | None) -> list[dict[str, Any]]:
+    """[{path (relative to the data root where it lies under it), size, sha256}] of the local files a cell
+    reads: in the cell's spec, so a truncated or edited file makes a different cell, and in its record."""
+    out = []
+    for path in paths:
+        stat = Path(path).stat()
+        try:
+            shown = str(Path(path).resolve().relative_to(Path(root).resolve())) if root is not None else str(path)
+        except ValueError:
+            shown = str(path)
+        out.append({"path": shown, "size": stat.st_size, "sha256": _sha256(str(path), stat.st_size, stat.st_mtime_ns)})
+    return out

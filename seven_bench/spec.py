@@ -9,6 +9,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+from seven_bench import validate
 from seven_bench.errors import UserError
 from seven_bench.recipes import resolve_trainer
 
@@ -79,10 +80,12 @@ def build_spec(cfg: Mapping[str, Any]) -> CellSpec:
     be had. Loads nothing heavy."""
     from seven_bench.models import MODELS
     from seven_bench.pruning.registry import PRUNERS
-    from seven_bench.sources import data_root
+    from seven_bench.sources import data_root, fingerprint_files
     from seven_bench.tasks import TASKS
 
     raw = _plain(cfg)
+    validate.drop_swept_options(raw)
+    validate.check_keys(raw)
     model_cfg, task_cfg, pruner_cfg = raw["model"], raw["task"], raw["pruner"]
     model_entry = MODELS.get(model_cfg["name"])
     task_entry = TASKS.get(task_cfg["name"])
@@ -100,23 +103,30 @@ def build_spec(cfg: Mapping[str, Any]) -> CellSpec:
         usable = ", ".join(n for n in MODELS if MODELS.get(n).modality == task_entry.info.modality)
         raise UserError(f"model={model_entry.name} is a {model_entry.modality} model and cannot run task={task_entry.info.name} "
                         f"({task_entry.info.modality}): use model={usable}")
-    try:
-        seed = int(raw.get("seed", 0))
-    except (TypeError, ValueError):
-        raise UserError(f"seed={raw.get('seed')!r} is not an integer") from None
+    validate.check_values("", raw, validate.TOP)
+    validate.check_model(model_cfg)
+    validate.check_values("task.", task_cfg, validate.TASK)
+    seed = int(raw.get("seed", 0))
 
     pruner, pruner_trainer = resolve_pruner(pruner_cfg, task_entry.info.name)
+    if pruner.get("selection") != "nm":  # N:M sizes mean nothing otherwise: they stay out of the hash
+        pruner.pop("n", None)
+        pruner.pop("m", None)
     pruner["timing"] = pruner_entry.timing
     pruner_entry.build(pruner, 1.0 - sparsity, seed)  # constructors only check and store: bad values stop here
     trainer = resolve_trainer(raw.get("trainer") or {}, model_entry.modality, pruner_entry.timing,
                               pruner_trainer, pruner_entry.name)
     user_trainer = raw.get("trainer") or {}
     trainer["device"] = user_trainer.get("device", "auto")
-    trainer["num_workers"] = int(user_trainer.get("num_workers", 0) or 0)
-    max_steps = trainer.get("max_steps")
-    if max_steps is not None and int(max_steps) < 1:
-        raise UserError(f"trainer.max_steps={max_steps} must be a positive number of optimizer steps (or null for the full recipe)")
+    trainer["num_workers"] = user_trainer.get("num_workers") or 0
+    validate.check_trainer(trainer)
+    if "results_dir" in raw:
+        validate.check_results_dir(str(raw["results_dir"]))
 
     model_entry.check_available(model_cfg)
     task_entry.check_available(task_cfg, data_root())
+    if task_entry.local_files is not None:  # hub data keeps no fingerprint, so those cells keep their hash
+        files = task_entry.local_files(task_cfg, data_root())
+        if files:
+            task_cfg["data_fingerprint"] = fingerprint_files(files, data_root())
     return CellSpec(model=model_cfg, task=task_cfg, pruner=pruner, sparsity=sparsity, seed=seed, trainer=trainer)

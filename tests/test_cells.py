@@ -153,7 +153,8 @@ def test_sweep_group_options_are_forced_but_checked():
     from seven_bench.cli import force_group_options
 
     argv = ["-m", "pruner=seven_dyn,gmp", "pruner.fit_schedule=true", "trainer.max_steps=3"]
-    assert force_group_options(argv) == ["-m", "pruner=seven_dyn,gmp", "++pruner.fit_schedule=true", "trainer.max_steps=3"]
+    assert force_group_options(argv) == ["-m", "pruner=seven_dyn,gmp", "++pruner.fit_schedule=true", "trainer.max_steps=3",
+                                         "+swept_options=[pruner.fit_schedule]"]
     assert force_group_options(["pruner.fit_schedule=true"]) == ["pruner.fit_schedule=true"]  # single runs: Hydra checks
     with pytest.raises(SystemExit):
         force_group_options(["-m", "pruner.fit_schedul=true"])

@@ -18,6 +18,7 @@ import torch
 
 from seven_bench.errors import UserError
 from seven_bench.tasks import TASKS, glue
+from seven_bench.tasks.glue_tsv import read_tsv
 
 SHARED = Path(os.environ.get("SEVEN_BENCH_DATA") or "/work/shared/data")
 needs_shared = pytest.mark.skipif(
@@ -114,7 +115,7 @@ def test_mrpc_header_despite_bom() -> None:
     # Without utf-8-sig the label column reads as "\ufeffQuality" and is not found.
     no_sig = dataclasses.replace(glue.SPECS["mrpc"], encoding="utf-8")
     with pytest.raises(UserError, match="Quality"):
-        glue._read_local(no_sig, SHARED / "glue" / "MRPC" / "train.tsv")
+        read_tsv(no_sig, SHARED / "glue" / "MRPC" / "train.tsv")
 
 
 @needs_shared

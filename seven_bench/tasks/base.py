@@ -44,6 +44,9 @@ class TaskEntry:
     # (task config, data root) -> the TaskInfo of this configuration, where it differs from `info`
     # (an image folder brings its own classes, which the model's head is built from). Loads nothing.
     resolve_info: Callable[[Mapping[str, Any], Path | None], TaskInfo] | None = None
+    # (task config, data root) -> the local files this configuration reads (none when it reads the hub):
+    # fingerprinted into the cell's spec, so different data is a different cell. Loads nothing.
+    local_files: Callable[[Mapping[str, Any], Path | None], list[Path]] | None = None
 
     def info_for(self, cfg: Mapping[str, Any], root: Path | None) -> TaskInfo:
         return self.resolve_info(cfg, root) if self.resolve_info is not None else self.info

@@ -15,8 +15,6 @@ reported number is the "matched" split (``info["reported_split"]``).
 
 from __future__ import annotations
 
-import csv
-import logging
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -26,12 +24,11 @@ import numpy as np
 import torch
 
 from seven_bench.errors import UserError
-from seven_bench.sources import DATA_ENV, hub_reachable
+from seven_bench.sources import DATA_ENV, fingerprint_files, hub_reachable
 from seven_bench.tasks import TASKS
 from seven_bench.tasks.base import TaskData, TaskEntry, TaskInfo
+from seven_bench.tasks.glue_tsv import read_tsv
 from seven_bench.tasks.metrics import glue_metrics
-
-log = logging.getLogger(__name__)
 
 HUB_ID = "nyu-mll/glue"
 TRAIN = "train"
@@ -181,52 +178,6 @@ def local_path(task: str, split: str, root: Path | None) -> Path | None:
     return path if path.is_file() else None
 
 
-def _label(spec: GlueSpec, value: str, path: Path, line: int) -> int | float:
-    """The label as the HF dataset encodes it; a bad one names the file and line to fix."""
-    try:
-        if spec.num_labels == 1:
-            return float(value)
-        label = spec.class_names.index(value) if spec.named_labels else int(value)
-    except ValueError:
-        label = -1
-    if not 0 <= label < spec.num_labels:
-        raise UserError(f"{path}:{line}: bad label '{value}' for task {spec.task}")
-    return label
-
-
-def _read_local(spec: GlueSpec, path: Path) -> list[dict[str, Any]]:
-    """Parse a GLUE TSV the way the GLUE/BERT processors and the HF builder do: tabs only, no
-    quote handling (fields may start with a double quote), and rows with a missing field or an
-    empty label dropped as corrupt."""
-    col_a, col_b, col_label = spec.local_columns
-    examples: list[dict[str, Any]] = []
-    dropped = 0
-    with open(path, encoding=spec.encoding, newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = list(spec.fieldnames) if spec.fieldnames else next(reader, None)
-        if header is None:
-            raise UserError(f"{path}: empty file, expected a header row")
-        missing = [c for c in (col_a, col_b, col_label) if c is not None and c not in header]
-        if missing:
-            raise UserError(f"{path}: no column(s) {', '.join(missing)} in header {header}")
-        i_a, i_label = header.index(col_a), header.index(col_label)
-        i_b = header.index(col_b) if col_b is not None else None
-        for row in reader:
-            if len(row) < len(header) or not row[i_label]:
-                dropped += 1
-                continue
-            examples.append(
-                {
-                    "text_a": row[i_a],
-                    "text_b": row[i_b] if i_b is not None else None,
-                    "label": _label(spec, row[i_label], path, reader.line_num),
-                }
-            )
-    if dropped:
-        log.warning("%s: dropped %d malformed row(s)", path, dropped)
-    return examples
-
-
 def _read_hub(spec: GlueSpec, hub_split: str) -> list[dict[str, Any]]:
     import datasets  # heavy: only when the local route is missing
 
@@ -240,22 +191,29 @@ def _read_hub(spec: GlueSpec, hub_split: str) -> list[dict[str, Any]]:
     ]
 
 
-def read_glue(task: str, split: str, root: Path | None) -> list[dict[str, Any]]:
+def read_glue(task: str, split: str, root: Path | None, warnings: list[str] | None = None) -> list[dict[str, Any]]:
     """Examples {"text_a", "text_b" (None for single-sentence tasks), "label"} of one split
-    ("train", or an eval split name: "dev"; MNLI "matched"/"mismatched"), local file first."""
+    ("train", or an eval split name: "dev"; MNLI "matched"/"mismatched"), local file first.
+    Data warnings (dropped rows) are appended to `warnings` when given."""
     spec = _spec(task)
     path = local_path(task, split, root)
     if path is not None:
-        return _read_local(spec, path)
+        return read_tsv(spec, path, warnings)
     return _read_hub(spec, _split_source(spec, split)[1])
 
 
+def local_files(task: str, cfg: Mapping[str, Any], root: Path | None) -> list[Path]:
+    """The local TSVs this task reads (a split without one comes from the hub)."""
+    return [p for p in (local_path(task, s, root) for s in _spec(task).splits()) if p is not None]
+
+
 def check_available(task: str, cfg: Mapping[str, Any], root: Path | None) -> None:
-    """Cheap pre-flight: local train and eval files all present, or the hub reachable."""
+    """Cheap pre-flight: local train and eval files all present, or the hub reachable; and each local
+    file readable with at least one usable row (its header and first rows only)."""
     spec = _spec(task)
-    if all(local_path(task, s, root) is not None for s in spec.splits()):
-        return
-    if hub_reachable():
+    if all(local_path(task, s, root) is not None for s in spec.splits()) or hub_reachable():
+        for path in local_files(task, cfg, root):
+            read_tsv(spec, path, first_only=True)
         return
     files = spec.files()
     expected = ", ".join(files[:-1]) + " and " + files[-1]
@@ -337,7 +295,8 @@ def load(task: str, cfg: Mapping[str, Any], root: Path | None, bundle: Any) -> T
         return f"local:{path}" if path is not None else f"hub:{HUB_ID}"
 
     splits = spec.splits()
-    raw = {s: read_glue(task, s, root) for s in splits}
+    warnings: list[str] = []
+    raw = {s: read_glue(task, s, root, warnings) for s in splits}
     raw = {s: _first(ex, max_train if s == TRAIN else max_eval) for s, ex in raw.items()}
     feats = {s: featurize(ex, tokenizer, max_length, regression) for s, ex in raw.items()}
     collate = GlueCollator(
@@ -359,6 +318,8 @@ def load(task: str, cfg: Mapping[str, Any], root: Path | None, bundle: Any) -> T
             "max_length": max_length,
             "reported_metric": spec.reported_metric,
             "reported_split": spec.reported_split,
+            "files": fingerprint_files(local_files(task, cfg, root), root),
+            "warnings": warnings,
         },
     )
 
@@ -377,6 +338,7 @@ def _register() -> None:
             info=info,
             check_available=partial(check_available, spec.task),
             load=partial(load, spec.task),
+            local_files=partial(local_files, spec.task),
         )
         TASKS.add(spec.task, entry)
 

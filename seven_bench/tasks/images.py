@@ -119,7 +119,7 @@ _WNID = re.compile(r"^n\d{8}$")
 
 # ------------------------------------------------------------------------------- per-task facts
 # name -> (class names, torchvision class, download host, expected local layout)
-_SPECS: dict[str, dict[str, Any]] = {
+IMAGE_SPECS: dict[str, dict[str, Any]] = {
     "mnist": {"classes": DIGITS, "host": "ossci-datasets.s3.amazonaws.com",
               "expect": "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz (+ train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz)",
               "desc": "MNIST digits (10 classes), CLIP prompt 'a photo of the number: \"{}\".'"},
@@ -147,7 +147,7 @@ def _host_reachable(host: str | None, port: int = 443) -> bool:
 
 
 # ----------------------------------------------------------------------------------- MNIST (IDX)
-def _mnist_file(folder: Path, stem: str) -> Path | None:
+def mnist_file(folder: Path, stem: str) -> Path | None:
     for d in (folder, folder / "MNIST" / "raw", folder / "raw"):
         for name in (f"{stem}.gz", stem):
             if (d / name).is_file():
@@ -172,15 +172,15 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def _mnist_present(folder: Path) -> bool:
-    return all(_mnist_file(folder, s) for s in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
+    return all(mnist_file(folder, s) for s in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
 
 
 def _load_mnist_arrays(folder: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], list[str]]:
     """(train images, labels), (eval images, labels), warnings."""
-    test_x = read_idx(_mnist_file(folder, "t10k-images-idx3-ubyte"))  # type: ignore[arg-type]
-    test_y = read_idx(_mnist_file(folder, "t10k-labels-idx1-ubyte"))  # type: ignore[arg-type]
-    train_xf = _mnist_file(folder, "train-images-idx3-ubyte")
-    train_yf = _mnist_file(folder, "train-labels-idx1-ubyte")
+    test_x = read_idx(mnist_file(folder, "t10k-images-idx3-ubyte"))  # type: ignore[arg-type]
+    test_y = read_idx(mnist_file(folder, "t10k-labels-idx1-ubyte"))  # type: ignore[arg-type]
+    train_xf = mnist_file(folder, "train-images-idx3-ubyte")
+    train_yf = mnist_file(folder, "train-labels-idx1-ubyte")
     if train_xf is not None and train_yf is not None:
         return (read_idx(train_xf), read_idx(train_yf)), (test_x, test_y), []
     n_train = int(round(MNIST_TRAIN_FRACTION * len(test_y)))
@@ -319,7 +319,7 @@ def folder_class_names(task: str, folder: Path) -> tuple[str, ...]:
         if len(lines) != len(folders):
             raise UserError(f"{names_file} has {len(lines)} names but {folder / 'train'} has {len(folders)} class sub-folders")
         return tuple(ln.strip() for ln in lines)
-    static = _SPECS[task]["classes"] if task in _SPECS else ()
+    static = IMAGE_SPECS[task]["classes"] if task in IMAGE_SPECS else ()
     if task == "imagenet" and len(folders) == len(IMAGENET_CLASSES) and all(_WNID.match(f) for f in folders):
         return IMAGENET_CLASSES
     if static and len(folders) <= len(static) and all(f.isdigit() for f in folders):
@@ -355,7 +355,8 @@ def resolve_task_info(task: str | TaskEntry, cfg: Mapping[str, Any] | None, root
 
 
 # ------------------------------------------------------------------------------------ routes
-def _present(task: str, folder: Path) -> bool:
+def dataset_present(task: str, folder: Path) -> bool:
+    """Whether `folder` holds the task's files in torchvision's layout (seven-bench-prepare asks this too)."""
     if not folder.is_dir():
         return False
     if task == "mnist":
@@ -378,15 +379,15 @@ def _route(task: str, cfg: Mapping[str, Any], root: Path | None) -> tuple[str, P
     if folder is not None:
         _check_image_folder(task, folder)
         return "image_folder", folder
-    spec = _SPECS[task]
+    spec = IMAGE_SPECS[task]
     if task == "imagenet":
         where = f"{root / 'imagenet'}" if root is not None else f"${DATA_ENV}/imagenet"
         raise UserError(f"task=imagenet needs task.image_folder=<dir with train/ and val/ holding one sub-folder per wnid> (or {where}/{{train,val}})")
     local = root / task if root is not None else None
-    if local is not None and _present(task, local):
+    if local is not None and dataset_present(task, local):
         return "local", local
     cache = _cache_dir(task)
-    if _present(task, cache):
+    if dataset_present(task, cache):
         return "cache", cache
     if _host_reachable(spec["host"], spec.get("port", 443)):
         return "download", cache
@@ -431,7 +432,7 @@ def _load(task: str, cfg: Mapping[str, Any], root: Path | None, bundle: Any) -> 
     cfg = cfg or {}
     kind, path = _route(task, cfg, root)
     warnings: list[str] = []
-    class_names = _SPECS[task]["classes"]
+    class_names = IMAGE_SPECS[task]["classes"]
     if kind == "image_folder":
         from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
@@ -505,7 +506,7 @@ def _check(task: str, cfg: Mapping[str, Any], root: Path | None) -> None:
 
 
 def _register(task: str) -> None:
-    spec = _SPECS[task]
+    spec = IMAGE_SPECS[task]
     info = TaskInfo(
         name=task,
         modality="image",

@@ -1,0 +1,69 @@
+"""The end of a sweep (`seven-bench -m`): one summary line of its cells (ok, skipped for bad input, failed,
+interrupted) and a non-zero exit when any cell did not finish, so a script or CI sees a sweep whose cells
+all failed. Hydra drops the jobs' return values, and with the joblib or SLURM launcher each job runs in
+another process, so every job leaves its status in a small file in its own Hydra output folder, which the
+main process reads back when the sweep ends. Configured as a Hydra callback in conf/config.yaml."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+STATUS_FILE = "cell_status.json"
+STATES = ("ok", "skipped", "failed", "interrupted")
+
+
+def write_job_status(output_dir: str | Path, status: dict[str, Any]) -> None:
+    """Atomically, so a killed job leaves no half-written status."""
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{STATUS_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(status, default=str))
+    os.replace(tmp, folder / STATUS_FILE)
+
+
+def summary_line(statuses: list[dict[str, Any]]) -> str:
+    counts = Counter(str(s.get("status")) for s in statuses)
+    parts = [f"{counts[state]} {state}" for state in STATES]
+    parts += [f"{n} {state}" for state, n in sorted(counts.items()) if state not in STATES]
+    return f"seven-bench: sweep of {len(statuses)} cell(s): " + ", ".join(parts)
+
+
+class SweepSummary(Callback):
+    """Counts the sweep's cells by status and exits 1 when any was skipped, failed or interrupted."""
+
+    def __init__(self) -> None:
+        self.sweep_dir: Path | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.sweep_dir = Path(str(config.hydra.sweep.dir))
+        # A rerun into the same sweep folder must not count the previous run's jobs.
+        for stale in self.sweep_dir.glob(f"**/{STATUS_FILE}"):
+            stale.unlink(missing_ok=True)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if job_return.status == JobStatus.COMPLETED:
+            value = job_return.return_value
+            status = value if isinstance(value, dict) else {"status": "ok"}
+        else:  # an exception escaped the cell: Hydra holds it as the return value
+            error = job_return._return_value
+            status = {"status": "failed", "error": f"{type(error).__name__}: {error}".splitlines()[0]}
+        write_job_status(config.hydra.runtime.output_dir, status)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        statuses = []
+        for path in sorted((self.sweep_dir or Path(str(config.hydra.sweep.dir))).glob(f"**/{STATUS_FILE}")):
+            try:
+                statuses.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                statuses.append({"status": "failed", "error": f"unreadable {path}"})
+        print(summary_line(statuses), flush=True)
+        if any(s.get("status") != "ok" for s in statuses):
+            raise SystemExit(1)
