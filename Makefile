@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 DATA    ?= $(if $(SEVEN_BENCH_DATA),$(SEVEN_BENCH_DATA),$(abspath ../shared/data))
 
-.PHONY: install demo test test-fast bench tables clean
+.PHONY: install demo lint test test-fast bench tables proxy proxy-tables clean
 
 install: $(STAMP)
 
@@ -17,7 +17,11 @@ $(STAMP): pyproject.toml
 demo: install
 	SEVEN_BENCH_DATA=$(DATA) HF_HUB_OFFLINE=1 $(BIN)/python -m seven_bench.demo
 
-test: install
+lint: install
+	$(BIN)/ruff check seven_bench tests
+	$(BIN)/ruff format --check seven_bench tests
+
+test: install lint
 	SEVEN_BENCH_DATA=$(DATA) HF_HUB_OFFLINE=1 $(BIN)/pytest -q
 
 test-fast: install
@@ -29,5 +33,19 @@ bench: install
 tables: install
 	$(BIN)/seven-bench-tables --results-dir results
 
+# The proxy study (issue 14) on the offline stand-in, most telling cells first; resumable: finished cells are
+# skipped, so run it again (on any machine) to go on. Hours of CPU: records land in results/proxy/runs/.
+PROXY_ENV = SEVEN_BENCH_DATA=$(DATA) HF_HUB_OFFLINE=1
+proxy: install
+	$(PROXY_ENV) $(BIN)/seven-bench -m +experiment=proxy_table2 task=stsb sparsity=0.5 pruner=dense,seven_pre,magnitude,snip seed=0,1,2
+	$(PROXY_ENV) $(BIN)/seven-bench -m +experiment=proxy_table2 task=mrpc sparsity=0.5 pruner=dense,seven_pre,magnitude,snip seed=0,1,2
+	$(PROXY_ENV) $(BIN)/seven-bench -m +experiment=proxy_scan
+	$(PROXY_ENV) $(BIN)/seven-bench -m +experiment=proxy_table2 seed=0,1,2
+	$(PROXY_ENV) $(BIN)/seven-bench -m +experiment=proxy_table3 seed=0,1,2
+	$(PROXY_ENV) $(BIN)/seven-bench -m +experiment=proxy_curve
+
+proxy-tables: install
+	$(BIN)/seven-bench-tables --results-dir results/proxy --proxy
+
 clean:
-	rm -rf results/runs results/tables results/plots outputs multirun
+	rm -rf results/runs results/tables results/plots results/hydra outputs multirun

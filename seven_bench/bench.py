@@ -33,11 +33,22 @@ from seven_bench.pruning.registry import PRUNERS
 from seven_bench.pruning.selection import global_topk
 from seven_bench.train import build_optimizer, build_scheduler, train_step
 
-PRE_PRUNERS = {"snip": {"num_batches": 1}, "grasp": {"samples_per_class": 10, "temperature": 200.0},
-               "iter_snip": {"schedule": "exponential", "num_steps": 10, "num_batches": 1},
-               "force": {"schedule": "exponential", "num_steps": 10, "num_batches": 1},
-               "seven_pre": {"num_batches": 10, "alpha1": 0.8, "alpha2": 0.9, "eps": 1e-9, "first_moment": "abs",
-                             "correction": "full", "resurrection": False, "schedule": "exponential"}}
+PRE_PRUNERS = {
+    "snip": {"num_batches": 1},
+    "grasp": {"samples_per_class": 10, "temperature": 200.0},
+    "iter_snip": {"schedule": "exponential", "num_steps": 10, "num_batches": 1},
+    "force": {"schedule": "exponential", "num_steps": 10, "num_batches": 1},
+    "seven_pre": {
+        "num_batches": 10,
+        "alpha1": 0.8,
+        "alpha2": 0.9,
+        "eps": 1e-9,
+        "first_moment": "abs",
+        "correction": "full",
+        "resurrection": False,
+        "schedule": "exponential",
+    },
+}
 DYN_PRUNERS = ("seven_dyn", "platon", "movement")
 BERT_BASE_SHAPES = [(768, 768)] * 4 + [(3072, 768), (768, 3072)]
 
@@ -88,13 +99,24 @@ def minilm_setup(batch_size: int) -> tuple[Any, Any, list[dict[str, Any]]]:
     torch.manual_seed(0)
     bundle = MODELS.get("minilm").build({"name": "minilm", "prune_pooler": True}, task.info, torch.device("cpu"))
     data = task.load({"name": "rte", "max_length": 128}, data_root(), bundle)
-    loader = DataLoader(data.train, batch_size=batch_size, shuffle=True, collate_fn=data.collate,
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        data.train,
+        batch_size=batch_size,
+        shuffle=True,
+        collate_fn=data.collate,
+        generator=torch.Generator().manual_seed(0),
+    )
     return bundle, task, list(itertools.islice(iter(loader), 4))
 
 
-def bench_pre(model: torch.nn.Module, prunable: dict[str, torch.nn.Parameter], batches: list[dict[str, Any]],
-              num_labels: int, names: list[str], repeats: int) -> list[dict[str, Any]]:
+def bench_pre(
+    model: torch.nn.Module,
+    prunable: dict[str, torch.nn.Parameter],
+    batches: list[dict[str, Any]],
+    num_labels: int,
+    names: list[str],
+    repeats: int,
+) -> list[dict[str, Any]]:
     """Interleave plain forward+backward and one scoring step of each pre-pruner on the same batches."""
     rows = []
     original = {n: p.detach().clone() for n, p in prunable.items()}
@@ -118,8 +140,15 @@ def bench_pre(model: torch.nn.Module, prunable: dict[str, torch.nn.Parameter], b
                 scored.append(step_s)
         state = tensor_bytes(pruner, _param_ptrs(model))
         pruner.finish(ctx)
-        rows.append({"pruner": name, "plain_s": statistics.median(plain), "step_s": statistics.median(scored),
-                     "ratio": statistics.median(scored) / statistics.median(plain), "state_x": state / _prunable_bytes(ctx)})
+        rows.append(
+            {
+                "pruner": name,
+                "plain_s": statistics.median(plain),
+                "step_s": statistics.median(scored),
+                "ratio": statistics.median(scored) / statistics.median(plain),
+                "state_x": state / _prunable_bytes(ctx),
+            }
+        )
     with torch.no_grad():
         for n, p in prunable.items():
             p.copy_(original[n])
@@ -144,7 +173,9 @@ def bench_dyn(bundle: Any, num_labels: int, batches: list[dict[str, Any]], repea
         ctxs, pruners, opts = {}, {}, {}
         for kind, model in models.items():
             prunable = {n: p for n, p in model.named_parameters() if n in bundle.prunable}
-            ctxs[kind] = PruneContext(model, prunable, itertools.cycle(batches), num_labels, total_steps=10 * repeats, seed=0)
+            ctxs[kind] = PruneContext(
+                model, prunable, itertools.cycle(batches), num_labels, total_steps=10 * repeats, seed=0
+            )
             pruners[kind] = Pruner(1.0) if kind == "dense" else PRUNERS.get(name).build(hp, 0.5, 0)
             pruners[kind].prepare(ctxs[kind])
             opt = build_optimizer(model, pruners[kind].param_groups(), settings)
@@ -159,21 +190,25 @@ def bench_dyn(bundle: Any, num_labels: int, batches: list[dict[str, Any]], repea
                 if step > 0:
                     times[kind].append(seconds)
         state = tensor_bytes(pruners["pruned"], _param_ptrs(models["pruned"]))
-        rows.append({"pruner": name, "plain_s": statistics.median(times["dense"]), "step_s": statistics.median(times["pruned"]),
-                     "ratio": statistics.median(times["pruned"]) / statistics.median(times["dense"]),
-                     "state_x": state / _prunable_bytes(ctxs["pruned"])})
+        rows.append(
+            {
+                "pruner": name,
+                "plain_s": statistics.median(times["dense"]),
+                "step_s": statistics.median(times["pruned"]),
+                "ratio": statistics.median(times["pruned"]) / statistics.median(times["dense"]),
+                "state_x": state / _prunable_bytes(ctxs["pruned"]),
+            }
+        )
         del models, ctxs, pruners, opts
     return rows
 
 
 def _pruner_config(name: str) -> dict[str, Any]:
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from seven_bench.cli import CONF_DIR
+    from seven_bench.conf import compose_config
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose(config_name="config", overrides=[f"pruner={name}"])
+    cfg = compose_config([f"pruner={name}"])
     return OmegaConf.to_container(cfg.pruner)  # type: ignore[return-value]
 
 
@@ -182,22 +217,31 @@ def _always_pruning(name: str, repeats: int) -> dict[str, Any]:
     horizon = 10 * repeats
     # the cubic pruners' final phase (t_f covers every step) recomputes the mask at each step: their worst case
     every_step = {"warmup_steps": horizon, "initial_warmup": 0, "final_warmup": 1, "fit_schedule": False}
-    return {"seven_dyn": {"start": 0, "window": horizon, "fit_schedule": False},
-            "platon": every_step, "movement": every_step}.get(name, {})
+    return {
+        "seven_dyn": {"start": 0, "window": horizon, "fit_schedule": False},
+        "platon": every_step,
+        "movement": every_step,
+    }.get(name, {})
 
 
 def bench_selection(repeats: int) -> dict[str, Any]:
     """Global cut over BERT-base's 72 encoder matrices + pooler (85,524,480 scores)."""
     gen = torch.Generator().manual_seed(0)
-    scores = {f"l{i}.{j}": torch.rand(shape, generator=gen) for i in range(12) for j, shape in enumerate(BERT_BASE_SHAPES)}
+    scores = {
+        f"l{i}.{j}": torch.rand(shape, generator=gen) for i in range(12) for j, shape in enumerate(BERT_BASE_SHAPES)
+    }
     scores["pooler"] = torch.rand(768, 768, generator=gen)
     n = sum(s.numel() for s in scores.values())
     select, sort = [], []
     for _ in range(repeats):
         select.append(_timed(lambda: global_topk(scores, 0.3)))
         sort.append(_timed(lambda: torch.cat([s.flatten() for s in scores.values()]).sort()))
-    return {"scores": n, "select_s": statistics.median(select), "sort_s": statistics.median(sort),
-            "ratio": statistics.median(select) / statistics.median(sort)}
+    return {
+        "scores": n,
+        "select_s": statistics.median(select),
+        "sort_s": statistics.median(sort),
+        "ratio": statistics.median(select) / statistics.median(sort),
+    }
 
 
 def clip_setup(batch_size: int) -> tuple[Any, list[dict[str, Any]]]:
@@ -205,12 +249,23 @@ def clip_setup(batch_size: int) -> tuple[Any, list[dict[str, Any]]]:
     from seven_bench.tasks import TASKS
 
     torch.manual_seed(0)
-    cfg = {"name": "clip", "arch": "ViT-B-32", "pretrained": None, "checkpoint": None, "quick_gelu": None,
-           "templates": ["a photo of the number: \"{}\"."]}
+    cfg = {
+        "name": "clip",
+        "arch": "ViT-B-32",
+        "pretrained": None,
+        "checkpoint": None,
+        "quick_gelu": None,
+        "templates": ['a photo of the number: "{}".'],
+    }
     bundle = MODELS.get("clip").build(cfg, TASKS.get("mnist").info, torch.device("cpu"))
     gen = torch.Generator().manual_seed(0)
-    batches = [{"pixel_values": torch.randn(batch_size, 3, 224, 224, generator=gen),
-                "labels": torch.randint(0, 10, (batch_size,), generator=gen)} for _ in range(2)]
+    batches = [
+        {
+            "pixel_values": torch.randn(batch_size, 3, 224, 224, generator=gen),
+            "labels": torch.randint(0, 10, (batch_size,), generator=gen),
+        }
+        for _ in range(2)
+    ]
     return bundle, batches
 
 
@@ -222,8 +277,14 @@ def _table(console: Console, title: str, rows: list[dict[str, Any]], base: str, 
         if "ratio" not in row:
             table.add_row(row["pruner"], "–", "–", "–", "–", row.get("note", ""))
             continue
-        table.add_row(row["pruner"], f"{row['plain_s']:.3f}", f"{row['step_s']:.3f}", f"{row['ratio']:.3f}x",
-                      f"{row['state_x']:.2f}x", target if row["pruner"] in ("seven_pre", "seven_dyn") else "")
+        table.add_row(
+            row["pruner"],
+            f"{row['plain_s']:.3f}",
+            f"{row['step_s']:.3f}",
+            f"{row['ratio']:.3f}x",
+            f"{row['state_x']:.2f}x",
+            target if row["pruner"] in ("seven_pre", "seven_dyn") else "",
+        )
     console.print(table)
 
 
@@ -239,24 +300,43 @@ def main(argv: list[str] | None = None) -> None:
     if not {"pre", "dyn"} <= set(args.skip):
         bundle, task, batches = minilm_setup(32)
         if "pre" not in args.skip:
-            report["pre_minilm"] = bench_pre(bundle.model, bundle.prunable, batches, task.info.num_labels,
-                                             list(PRE_PRUNERS), args.repeats)
-            _table(console, "Pre-pruning: one scoring step vs a plain forward+backward (MiniLM, RTE batch 32)",
-                   report["pre_minilm"], "fwd+bwd", "<= 1.15x, <= 3.5x state")
+            report["pre_minilm"] = bench_pre(
+                bundle.model, bundle.prunable, batches, task.info.num_labels, list(PRE_PRUNERS), args.repeats
+            )
+            _table(
+                console,
+                "Pre-pruning: one scoring step vs a plain forward+backward (MiniLM, RTE batch 32)",
+                report["pre_minilm"],
+                "fwd+bwd",
+                "<= 1.15x, <= 3.5x state",
+            )
         if "dyn" not in args.skip:
             report["dyn_minilm"] = bench_dyn(bundle, task.info.num_labels, batches, args.repeats)
-            _table(console, "Dyn pruning: a training step with the pruner vs a dense training step (MiniLM, RTE batch 32)",
-                   report["dyn_minilm"], "dense step", "<= 1.10x, <= 3.5x state")
+            _table(
+                console,
+                "Dyn pruning: a training step with the pruner vs a dense training step (MiniLM, RTE batch 32)",
+                report["dyn_minilm"],
+                "dense step",
+                "<= 1.10x, <= 3.5x state",
+            )
         del bundle, batches
     if "selection" not in args.skip:
         sel = report["selection_85m"] = bench_selection(args.repeats)
-        console.print(f"Global selection over {sel['scores']:,} scores (BERT-base): {sel['select_s']:.3f} s, "
-                      f"{sel['ratio']:.3f}x the time of a full sort ({sel['sort_s']:.3f} s)")
+        console.print(
+            f"Global selection over {sel['scores']:,} scores (BERT-base): {sel['select_s']:.3f} s, "
+            f"{sel['ratio']:.3f}x the time of a full sort ({sel['sort_s']:.3f} s)"
+        )
     if "clip" not in args.skip:
         bundle, batches = clip_setup(8)
         report["pre_clip"] = bench_pre(bundle.model, bundle.prunable, batches, 10, ["seven_pre"], args.repeats)
-        _table(console, "SEVEN-pre on a ViT-B/32 visual tower (random weights, batch 8 of 224x224; the step's pruning "
-               "work is per weight, so the ratio falls as the batch grows)", report["pre_clip"], "fwd+bwd", "")
+        _table(
+            console,
+            "SEVEN-pre on a ViT-B/32 visual tower (random weights, batch 8 of 224x224; the step's pruning "
+            "work is per weight, so the ratio falls as the batch grows)",
+            report["pre_clip"],
+            "fwd+bwd",
+            "",
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))

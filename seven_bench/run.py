@@ -17,10 +17,25 @@ from seven_bench.errors import CellInterrupted, NanLossError
 from seven_bench.evaluate import evaluate
 from seven_bench.interrupts import sigterm_raises
 from seven_bench.models import MODELS
-from seven_bench.pruning.base import PruneContext, achieved_sparsity, apply_masks_, collapse_warnings, dead_output_units, pruned_but_nonzero
+from seven_bench.pruning.base import (
+    PruneContext,
+    achieved_sparsity,
+    apply_masks_,
+    collapse_warnings,
+    dead_output_units,
+    pruned_but_nonzero,
+)
 from seven_bench.pruning.registry import PRUNERS
-from seven_bench.records import (SCHEMA_VERSION, environment, is_complete, load_record, now_iso, record_path,
-                                  set_aside_corrupt, write_record)
+from seven_bench.records import (
+    SCHEMA_VERSION,
+    environment,
+    is_complete,
+    load_record,
+    now_iso,
+    record_path,
+    set_aside_corrupt,
+    write_record,
+)
 from seven_bench.sources import data_root
 from seven_bench.spec import CellSpec
 from seven_bench.tasks import TASKS
@@ -74,13 +89,19 @@ def _metric_summary(per_epoch: list[dict[str, Any]], split: str, metric: str) ->
 
 
 @sigterm_raises()  # SIGTERM -> CellInterrupted, recorded as interrupted like Ctrl-C
-def run_cell(spec: CellSpec, results_dir: str | Path, force: bool = False, experiment: str | None = None,
-             progress: bool = True) -> dict[str, Any]:
+def run_cell(
+    spec: CellSpec, results_dir: str | Path, force: bool = False, experiment: str | None = None, progress: bool = True
+) -> dict[str, Any]:
     """Run one cell unless its complete record exists (then return that record)."""
     path = record_path(results_dir, spec.cell_hash)
     corrupt = set_aside_corrupt(path)
     if corrupt is not None:
-        log.warning("cell %s: %s was no record (not a JSON object): moved to %s, the cell reruns", spec.cell_hash, path, corrupt.name)
+        log.warning(
+            "cell %s: %s was no record (not a JSON object): moved to %s, the cell reruns",
+            spec.cell_hash,
+            path,
+            corrupt.name,
+        )
     if not force and is_complete(path):
         log.info("cell %s already complete: %s (force=true reruns it)", spec.cell_hash, path)
         record = load_record(path) or {}
@@ -92,11 +113,21 @@ def run_cell(spec: CellSpec, results_dir: str | Path, force: bool = False, exper
     settings = spec.trainer
     device = resolve_device(settings["device"])
     record: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION, "status": "failed", "error": None, "failed_at_step": None,
-        "cell_hash": spec.cell_hash, "experiment": experiment, "experiments": [experiment] if experiment else [],
+        "schema_version": SCHEMA_VERSION,
+        "status": "failed",
+        "error": None,
+        "failed_at_step": None,
+        "cell_hash": spec.cell_hash,
+        "experiment": experiment,
+        "experiments": [experiment] if experiment else [],
         "spec": spec.to_dict(),
-        "metrics": {}, "sparsity": {"target": spec.sparsity}, "timing": {}, "pruner": {},
-        "env": environment(str(device)), "warnings": [], "created_at": now_iso(),
+        "metrics": {},
+        "sparsity": {"target": spec.sparsity},
+        "timing": {},
+        "pruner": {},
+        "env": environment(str(device)),
+        "warnings": [],
+        "created_at": now_iso(),
     }
     started = time.perf_counter()
     counted: CountedLoader | None = None
@@ -109,19 +140,40 @@ def run_cell(spec: CellSpec, results_dir: str | Path, force: bool = False, exper
         record["model_info"], record["data_info"] = bundle.info, {k: v for k, v in data.info.items() if k != "warnings"}
         record["warnings"] += list(data.info.get("warnings", []))
 
-        train_loader = DataLoader(data.train, batch_size=int(settings["batch_size"]), shuffle=True, collate_fn=data.collate,
-                                  generator=torch.Generator().manual_seed(spec.seed), num_workers=settings["num_workers"])
-        score_loader = DataLoader(data.train, batch_size=int(settings["batch_size"]), shuffle=True, collate_fn=data.collate,
-                                  generator=torch.Generator().manual_seed(spec.seed + 1))
-        eval_loaders = {split: DataLoader(ds, batch_size=int(settings["eval_batch_size"]), shuffle=False, collate_fn=data.collate)
-                        for split, ds in data.evals.items()}
+        train_loader = DataLoader(
+            data.train,
+            batch_size=int(settings["batch_size"]),
+            shuffle=True,
+            collate_fn=data.collate,
+            generator=torch.Generator().manual_seed(spec.seed),
+            num_workers=settings["num_workers"],
+        )
+        score_loader = DataLoader(
+            data.train,
+            batch_size=int(settings["batch_size"]),
+            shuffle=True,
+            collate_fn=data.collate,
+            generator=torch.Generator().manual_seed(spec.seed + 1),
+        )
+        eval_loaders = {
+            split: DataLoader(ds, batch_size=int(settings["eval_batch_size"]), shuffle=False, collate_fn=data.collate)
+            for split, ds in data.evals.items()
+        }
         total_steps = int(settings["epochs"]) * len(train_loader)
         if settings.get("max_steps"):
             total_steps = min(total_steps, int(settings["max_steps"]))
 
         pruner = PRUNERS.get(spec.pruner["name"]).build(spec.pruner, spec.density, spec.seed)
-        ctx = PruneContext(bundle.model, bundle.prunable, endless(score_loader, device), info.num_labels,
-                           total_steps, spec.seed, device, progress=progress)
+        ctx = PruneContext(
+            bundle.model,
+            bundle.prunable,
+            endless(score_loader, device),
+            info.num_labels,
+            total_steps,
+            spec.seed,
+            device,
+            progress=progress,
+        )
         t0 = time.perf_counter()
         pruner.prepare(ctx)
         apply_masks_(bundle.prunable, pruner.masks)
@@ -138,12 +190,21 @@ def run_cell(spec: CellSpec, results_dir: str | Path, force: bool = False, exper
 
         split = data.info.get("reported_split") or next(iter(data.evals))
         last, best = _metric_summary(result.per_epoch, split, info.reported_metric)
-        record["metrics"] = {"per_epoch": result.per_epoch, "reported_split": split,
-                             "reported_metric": info.reported_metric, "reported_value": last, "best_value": best,
-                             "epoch_reported": "last"}
+        record["metrics"] = {
+            "per_epoch": result.per_epoch,
+            "reported_split": split,
+            "reported_metric": info.reported_metric,
+            "reported_value": last,
+            "best_value": best,
+            "epoch_reported": "last",
+        }
         overall, per_layer = achieved_sparsity(bundle.prunable, pruner.masks)
-        record["sparsity"].update(achieved=overall, per_layer=per_layer, prunable_weights=sum(p.numel() for p in bundle.prunable.values()),
-                                  pruned_but_nonzero=pruned_but_nonzero(bundle.prunable, pruner.masks))
+        record["sparsity"].update(
+            achieved=overall,
+            per_layer=per_layer,
+            prunable_weights=sum(p.numel() for p in bundle.prunable.values()),
+            pruned_but_nonzero=pruned_but_nonzero(bundle.prunable, pruner.masks),
+        )
         for warning in collapse_warnings(per_layer, dead_output_units(bundle.prunable, pruner.masks)):
             log.warning("cell %s: %s", spec.cell_hash, warning)
             record["warnings"].append(warning)

@@ -70,8 +70,10 @@ def resolve_pruner(cfg: dict[str, Any], task: str) -> tuple[dict[str, Any], dict
             out[key] = value
     missing = [k for k, v in out.items() if v is None]
     if missing:
-        raise UserError(f"pruner={cfg['name']} has no value for {', '.join(missing)} on task={task}: "
-                        f"pass pruner.{missing[0]}=<value>")
+        raise UserError(
+            f"pruner={cfg['name']} has no value for {', '.join(missing)} on task={task}: "
+            f"pass pruner.{missing[0]}=<value>"
+        )
     return out, trainer
 
 
@@ -94,15 +96,22 @@ def build_spec(cfg: Mapping[str, Any]) -> CellSpec:
     try:
         sparsity = float(raw.get("sparsity", 0.0))
     except (TypeError, ValueError):
-        raise UserError(f"sparsity={raw.get('sparsity')!r} is not a number: pass the fraction of prunable weights to remove, e.g. sparsity=0.6") from None
+        raise UserError(
+            f"sparsity={raw.get('sparsity')!r} is not a number: pass the fraction of prunable weights to "
+            "remove, e.g. sparsity=0.6"
+        ) from None
     if not 0.0 <= sparsity < 1.0:
-        raise UserError(f"sparsity={sparsity} is outside [0, 1): it is the fraction of prunable weights removed, e.g. sparsity=0.6")
+        raise UserError(
+            f"sparsity={sparsity} is outside [0, 1): it is the fraction of prunable weights removed, e.g. sparsity=0.6"
+        )
     if pruner_entry.timing == "none":
         sparsity = 0.0  # dense ignores sparsity, so a sweep's dense cells share one hash and run once
     if model_entry.modality != task_entry.info.modality:
         usable = ", ".join(n for n in MODELS if MODELS.get(n).modality == task_entry.info.modality)
-        raise UserError(f"model={model_entry.name} is a {model_entry.modality} model and cannot run task={task_entry.info.name} "
-                        f"({task_entry.info.modality}): use model={usable}")
+        raise UserError(
+            f"model={model_entry.name} is a {model_entry.modality} model and cannot run task={task_entry.info.name} "
+            f"({task_entry.info.modality}): use model={usable}"
+        )
     validate.check_values("", raw, validate.TOP)
     validate.check_model(model_cfg)
     validate.check_values("task.", task_cfg, validate.TASK)
@@ -114,8 +123,9 @@ def build_spec(cfg: Mapping[str, Any]) -> CellSpec:
         pruner.pop("m", None)
     pruner["timing"] = pruner_entry.timing
     pruner_entry.build(pruner, 1.0 - sparsity, seed)  # constructors only check and store: bad values stop here
-    trainer = resolve_trainer(raw.get("trainer") or {}, model_entry.modality, pruner_entry.timing,
-                              pruner_trainer, pruner_entry.name)
+    trainer = resolve_trainer(
+        raw.get("trainer") or {}, model_entry.modality, pruner_entry.timing, pruner_trainer, pruner_entry.name
+    )
     user_trainer = raw.get("trainer") or {}
     trainer["device"] = user_trainer.get("device", "auto")
     trainer["num_workers"] = user_trainer.get("num_workers") or 0

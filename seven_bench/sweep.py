@@ -36,6 +36,14 @@ def summary_line(statuses: list[dict[str, Any]]) -> str:
     return f"seven-bench: sweep of {len(statuses)} cell(s): " + ", ".join(parts)
 
 
+def _in_sweep(config: DictConfig) -> bool:
+    """True in a sweep's job (also in a launcher's worker process, where on_multirun_start never ran)."""
+    try:
+        return str(config.hydra.mode) == "RunMode.MULTIRUN" or "MULTIRUN" in str(config.hydra.mode)
+    except Exception:  # noqa: BLE001  (a config without hydra's node: not a sweep)
+        return False
+
+
 class SweepSummary(Callback):
     """Counts the sweep's cells by status and exits 1 when any was skipped, failed or interrupted."""
 
@@ -49,6 +57,8 @@ class SweepSummary(Callback):
             stale.unlink(missing_ok=True)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if self.sweep_dir is None and not _in_sweep(config):  # a single cell writes nothing but its record
+            return
         if job_return.status == JobStatus.COMPLETED:
             value = job_return.return_value
             status = value if isinstance(value, dict) else {"status": "ok"}

@@ -13,12 +13,21 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from seven_bench.errors import NanLossError, UserError
-from seven_bench.pruning.base import PruneContext, Pruner, apply_masks_, double_backward_kernels, forward_logits, task_loss
+from seven_bench.pruning.base import (
+    PruneContext,
+    Pruner,
+    apply_masks_,
+    double_backward_kernels,
+    forward_logits,
+    task_loss,
+)
 
 OPTIMIZERS = ("adamw", "adam", "adamax", "lion", "sgd")
 
 
-def build_optimizer(model: nn.Module, extra_groups: list[dict[str, Any]], settings: dict[str, Any]) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, extra_groups: list[dict[str, Any]], settings: dict[str, Any]
+) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": params}, *extra_groups]
     name, lr, wd = settings["optimizer"], float(settings["lr"]), float(settings.get("weight_decay") or 0.0)
@@ -45,8 +54,9 @@ def build_scheduler(optimizer: torch.optim.Optimizer, settings: dict[str, Any], 
     names = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
     if kind not in names:
         raise UserError(f"unknown trainer.lr_schedule '{kind}': choose constant, linear or cosine")
-    return get_scheduler(names[kind], optimizer, num_warmup_steps=int(settings.get("warmup_steps") or 0),
-                         num_training_steps=total_steps)
+    return get_scheduler(
+        names[kind], optimizer, num_warmup_steps=int(settings.get("warmup_steps") or 0), num_training_steps=total_steps
+    )
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -70,8 +80,15 @@ def clip_stepped_gradients_(optimizer: torch.optim.Optimizer, max_norm: float) -
     return torch.nn.utils.clip_grad_norm_(params, max_norm)
 
 
-def train_step(ctx: PruneContext, pruner: Pruner, optimizer: torch.optim.Optimizer, scheduler: Any,
-               batch: dict[str, Any], step: int, max_grad_norm: float | None) -> torch.Tensor:
+def train_step(
+    ctx: PruneContext,
+    pruner: Pruner,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    batch: dict[str, Any],
+    step: int,
+    max_grad_norm: float | None,
+) -> torch.Tensor:
     """One optimizer step with pruning: loss (+ the pruner's regulariser), backward, clip, step, the dyn
     pruner's update while .grad still holds this step's gradient, masks re-applied. Returns the loss."""
     with double_backward_kernels() if pruner.second_order else contextlib.nullcontext():
@@ -94,8 +111,14 @@ def train_step(ctx: PruneContext, pruner: Pruner, optimizer: torch.optim.Optimiz
     return loss.detach()
 
 
-def fit(ctx: PruneContext, pruner: Pruner, train_loader: Iterable[dict[str, Any]], settings: dict[str, Any],
-        evaluate: Callable[[], dict[str, dict[str, float]]], progress: bool = True) -> FitResult:
+def fit(
+    ctx: PruneContext,
+    pruner: Pruner,
+    train_loader: Iterable[dict[str, Any]],
+    settings: dict[str, Any],
+    evaluate: Callable[[], dict[str, dict[str, float]]],
+    progress: bool = True,
+) -> FitResult:
     """Train for settings.epochs (capped at ctx.total_steps optimizer steps), evaluating each epoch."""
     model, device = ctx.model, ctx.device
     optimizer = build_optimizer(model, pruner.param_groups(), settings)
@@ -107,7 +130,9 @@ def fit(ctx: PruneContext, pruner: Pruner, train_loader: Iterable[dict[str, Any]
     for epoch in range(1, int(settings["epochs"]) + 1):
         model.train()
         for batch in train_loader:
-            loss = train_step(ctx, pruner, optimizer, scheduler, to_device(batch, device), step, settings.get("max_grad_norm"))
+            loss = train_step(
+                ctx, pruner, optimizer, scheduler, to_device(batch, device), step, settings.get("max_grad_norm")
+            )
             step += 1
             bar.update(1)
             if step % 10 == 0:
@@ -119,7 +144,9 @@ def fit(ctx: PruneContext, pruner: Pruner, train_loader: Iterable[dict[str, Any]
         result.per_epoch.append({"epoch": epoch, "step": step, **metrics})
         result.eval_seconds += time.perf_counter() - eval_start
         if progress:
-            shown = "; ".join(f"{split} " + ", ".join(f"{k} {v:.4f}" for k, v in m.items()) for split, m in metrics.items())
+            shown = "; ".join(
+                f"{split} " + ", ".join(f"{k} {v:.4f}" for k, v in m.items()) for split, m in metrics.items()
+            )
             bar.write(f"epoch {epoch} (step {step}): {shown}")
         if step >= ctx.total_steps:
             break

@@ -16,9 +16,9 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
+from seven_bench.conf import CONF_DIR  # noqa: E402
 from seven_bench.errors import UserError
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 # Set by the CLI in a sweep: the `group.option` keys it added to every job with `++` (cli.force_group_options).
 SWEPT_KEY = "swept_options"
 _NOT_KEYS = ("defaults", "hydra")
@@ -43,18 +43,24 @@ def _is_number(value: Any) -> bool:
 
 def integer(low: int, high: int | None = None, null: bool = False) -> Rule:
     span = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-    return Rule(lambda v: (null and v is None) or (_is_int(v) and low <= v and (high is None or v <= high)),
-                span + (" or null" if null else ""))
+    return Rule(
+        lambda v: (null and v is None) or (_is_int(v) and low <= v and (high is None or v <= high)),
+        span + (" or null" if null else ""),
+    )
 
 
 def number(low: float, positive: bool = False, null: bool = False) -> Rule:
     bound = f"> {low}" if positive else f">= {low}"
-    return Rule(lambda v: (null and v is None) or (_is_number(v) and (v > low if positive else v >= low)),
-                f"a finite number {bound}" + (" or null" if null else ""))
+    return Rule(
+        lambda v: (null and v is None) or (_is_number(v) and (v > low if positive else v >= low)),
+        f"a finite number {bound}" + (" or null" if null else ""),
+    )
 
 
 def one_of(*choices: str, null: bool = False) -> Rule:
-    return Rule(lambda v: (null and v is None) or v in choices, "one of " + ", ".join(choices) + (" or null" if null else ""))
+    return Rule(
+        lambda v: (null and v is None) or v in choices, "one of " + ", ".join(choices) + (" or null" if null else "")
+    )
 
 
 def boolean(null: bool = False) -> Rule:
@@ -62,38 +68,85 @@ def boolean(null: bool = False) -> Rule:
 
 
 def text(null: bool = False) -> Rule:
-    return Rule(lambda v: (null and v is None) or (isinstance(v, str) and v != ""), "a non-empty string" + (" or null" if null else ""))
+    return Rule(
+        lambda v: (null and v is None) or (isinstance(v, str) and v != ""),
+        "a non-empty string" + (" or null" if null else ""),
+    )
 
 
-BETAS = Rule(lambda v: v is None or (isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_number(b) and 0 <= b < 1 for b in v)),
-             "two numbers in [0, 1), e.g. [0.9,0.999], or null")
-TEMPLATES = Rule(lambda v: v is None or (isinstance(v, list) and bool(v) and all(isinstance(t, str) and "{}" in t for t in v)),
-                 'null or a list of format strings with {}, e.g. ["a photo of a {}."]')
+BETAS = Rule(
+    lambda v: (
+        v is None or (isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_number(b) and 0 <= b < 1 for b in v))
+    ),
+    "two numbers in [0, 1), e.g. [0.9,0.999], or null",
+)
+TEMPLATES = Rule(
+    lambda v: v is None or (isinstance(v, list) and bool(v) and all(isinstance(t, str) and "{}" in t for t in v)),
+    'null or a list of format strings with {}, e.g. ["a photo of a {}."]',
+)
 LR_SCHEDULES = ("constant", "linear", "cosine")  # what train.build_scheduler accepts
 
-TOP = {"seed": integer(0, 2**32 - 1), "results_dir": text(), "force": boolean(), "experiment": text(null=True),
-       "progress": boolean()}
+TOP = {
+    "seed": integer(0, 2**32 - 1),
+    "results_dir": text(),
+    "force": boolean(),
+    "experiment": text(null=True),
+    "progress": boolean(),
+}
 _SIZE = integer(1, null=True)  # null: the model's default
-MODEL = {"name": text(), "hub_id": text(), "checkpoint": text(null=True), "prune_pooler": boolean(),
-         "hidden_size": _SIZE, "num_layers": _SIZE, "num_heads": _SIZE, "intermediate_size": _SIZE,
-         "arch": text(), "pretrained": text(null=True), "quick_gelu": boolean(null=True), "templates": TEMPLATES,
-         "image_size": _SIZE, "patch_size": _SIZE, "width": _SIZE, "layers": _SIZE, "heads": _SIZE,
-         "embed_dim": _SIZE, "text_width": _SIZE, "text_layers": _SIZE, "text_heads": _SIZE,
-         "init_seed": integer(0, null=True)}
+MODEL = {
+    "name": text(),
+    "hub_id": text(),
+    "checkpoint": text(null=True),
+    "prune_pooler": boolean(),
+    "hidden_size": _SIZE,
+    "num_layers": _SIZE,
+    "num_heads": _SIZE,
+    "intermediate_size": _SIZE,
+    "arch": text(),
+    "pretrained": text(null=True),
+    "quick_gelu": boolean(null=True),
+    "templates": TEMPLATES,
+    "image_size": _SIZE,
+    "patch_size": _SIZE,
+    "width": _SIZE,
+    "layers": _SIZE,
+    "heads": _SIZE,
+    "embed_dim": _SIZE,
+    "text_width": _SIZE,
+    "text_layers": _SIZE,
+    "text_heads": _SIZE,
+    "init_seed": integer(0, null=True),
+}
 # max_length: a sentence pair's special tokens take 3 of it; the text models' position table holds 512.
-TASK = {"name": text(), "max_length": integer(4, 512), "max_train_examples": integer(1, null=True),
-        "max_eval_examples": integer(1, null=True), "image_folder": text(null=True)}
+TASK = {
+    "name": text(),
+    "max_length": integer(4, 512),
+    "max_train_examples": integer(1, null=True),
+    "max_eval_examples": integer(1, null=True),
+    "image_folder": text(null=True),
+}
 
 
 def trainer_rules() -> dict[str, Rule]:
     """Rules for the resolved trainer settings (recipe, the pruner's own recipe and the user's values)."""
     from seven_bench.train import OPTIMIZERS
 
-    return {"optimizer": one_of(*OPTIMIZERS), "lr": number(0, positive=True), "weight_decay": number(0, null=True),
-            "betas": BETAS, "batch_size": integer(1), "eval_batch_size": integer(1), "epochs": integer(1),
-            "max_steps": integer(1, null=True), "warmup_steps": integer(0, null=True),
-            "lr_schedule": one_of(*LR_SCHEDULES, null=True), "max_grad_norm": number(0, positive=True, null=True),
-            "device": text(), "num_workers": integer(0)}
+    return {
+        "optimizer": one_of(*OPTIMIZERS),
+        "lr": number(0, positive=True),
+        "weight_decay": number(0, null=True),
+        "betas": BETAS,
+        "batch_size": integer(1),
+        "eval_batch_size": integer(1),
+        "epochs": integer(1),
+        "max_steps": integer(1, null=True),
+        "warmup_steps": integer(0, null=True),
+        "lr_schedule": one_of(*LR_SCHEDULES, null=True),
+        "max_grad_norm": number(0, positive=True, null=True),
+        "device": text(),
+        "num_workers": integer(0),
+    }
 
 
 def _show(value: Any) -> str:
@@ -115,8 +168,10 @@ def check_model(cfg: Mapping[str, Any]) -> None:
     check_values("model.", cfg, MODEL)
     for width, heads in (("hidden_size", "num_heads"), ("width", "heads"), ("text_width", "text_heads")):
         if cfg.get(width) and cfg.get(heads) and cfg[width] % cfg[heads]:
-            raise UserError(f"model.{width}={cfg[width]} is not divisible by model.{heads}={cfg[heads]}: "
-                            f"pass a {width} that is a multiple of {heads}")
+            raise UserError(
+                f"model.{width}={cfg[width]} is not divisible by model.{heads}={cfg[heads]}: "
+                f"pass a {width} that is a multiple of {heads}"
+            )
 
 
 # ------------------------------------------------------------------------------------- unknown keys
@@ -151,8 +206,10 @@ def trainer_keys() -> frozenset[str]:
 def _refuse_unknown(prefix: str, keys: Any, known: frozenset[str], owner: str) -> None:
     unknown = sorted(set(keys) - known)
     if unknown:
-        raise UserError(f"unknown key {prefix}{unknown[0]}: {owner} has {', '.join(sorted(known - {SWEPT_KEY}))} "
-                        f"(check the spelling, or drop the key)")
+        raise UserError(
+            f"unknown key {prefix}{unknown[0]}: {owner} has {', '.join(sorted(known - {SWEPT_KEY}))} "
+            f"(check the spelling, or drop the key)"
+        )
 
 
 def drop_swept_options(raw: dict[str, Any]) -> None:
@@ -187,9 +244,13 @@ def check_results_dir(value: str) -> None:
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
     if not probe.is_dir():
-        raise UserError(f"results_dir={value} cannot be a folder: {probe} is a file; pass results_dir=<a writable folder>")
+        raise UserError(
+            f"results_dir={value} cannot be a folder: {probe} is a file; pass results_dir=<a writable folder>"
+        )
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise UserError(f"results_dir={value} is not writable ({probe} is read-only here); pass results_dir=<a writable folder>")
+        raise UserError(
+            f"results_dir={value} is not writable ({probe} is read-only here); pass results_dir=<a writable folder>"
+        )
 
 
 def check_device(name: str) -> None:
@@ -201,16 +262,22 @@ def check_device(name: str) -> None:
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
-        raise UserError(f"trainer.device={name} is not a torch device: pass trainer.device=auto, cpu or e.g. cuda:0") from None
+        raise UserError(
+            f"trainer.device={name} is not a torch device: pass trainer.device=auto, cpu or e.g. cuda:0"
+        ) from None
     module = getattr(torch, device.type, None)
     backend = getattr(torch.backends, device.type, None)
     available = getattr(module, "is_available", None) or getattr(backend, "is_available", None)
     if available is not None and not available():
-        raise UserError(f"trainer.device={name}: no {device.type} device is available here; pass trainer.device=auto (or cpu)")
+        raise UserError(
+            f"trainer.device={name}: no {device.type} device is available here; pass trainer.device=auto (or cpu)"
+        )
     count = getattr(module, "device_count", None)
     if device.index is not None and count is not None and device.index >= count():
-        raise UserError(f"trainer.device={name}: this machine has {count()} {device.type} device(s), numbered from 0; "
-                        f"pass trainer.device={device.type}:0 or auto")
+        raise UserError(
+            f"trainer.device={name}: this machine has {count()} {device.type} device(s), numbered from 0; "
+            f"pass trainer.device={device.type}:0 or auto"
+        )
 
 
 def check_trainer(settings: Mapping[str, Any]) -> None:

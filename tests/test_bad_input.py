@@ -18,14 +18,14 @@ from typing import Callable
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 import seven_bench.models  # noqa: F401  (imported here so that the timed CLI calls measure the CLI)
 import seven_bench.run
 import seven_bench.train  # noqa: F401
 from seven_bench import cli
-from seven_bench.cli import CONF_DIR, force_group_options
+from seven_bench.cli import force_group_options
+from seven_bench.conf import compose_config
 from seven_bench.interrupts import MAIN_PID_ENV
 from seven_bench.records import is_complete, record_path
 from seven_bench.spec import build_spec
@@ -37,9 +37,7 @@ TINY = ["model=tiny_bert", "task=rte", "task.max_train_examples=32", "task.max_e
 
 
 def _compose(*overrides: str):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return compose(config_name="config", overrides=list(overrides))
+    return compose_config(overrides)
 
 
 def _rte_copy(root: Path) -> Path:
@@ -90,8 +88,9 @@ if not torch.backends.mps.is_available():
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_input_is_one_line_before_anything_loads(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_is_one_line_before_anything_loads(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     overrides, needle, damage = BAD[case]
     (tmp_path / "a_file").write_text("not a folder")
     results = tmp_path / "results"
@@ -105,8 +104,14 @@ def test_bad_input_is_one_line_before_anything_loads(case: str, tmp_path: Path, 
     monkeypatch.setattr(seven_bench.run, "run_cell", no_cell)
     monkeypatch.delenv(MAIN_PID_ENV, raising=False)  # cli.main sets it; restored after the test
     monkeypatch.chdir(tmp_path)  # Hydra's own outputs/ folder
-    args = [*TINY, "pruner=magnitude", "sparsity=0.5", "trainer.max_steps=1", f"results_dir={results}",
-            *(o.format(tmp=tmp_path) for o in overrides)]
+    args = [
+        *TINY,
+        "pruner=magnitude",
+        "sparsity=0.5",
+        "trainer.max_steps=1",
+        f"results_dir={results}",
+        *(o.format(tmp=tmp_path) for o in overrides),
+    ]
     monkeypatch.setattr(sys, "argv", ["seven-bench", *args])
     GlobalHydra.instance().clear()
     started = time.perf_counter()
@@ -151,10 +156,17 @@ def test_device_check_asks_torch(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_readme_prepare_dry_run_lists_every_item(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from seven_bench.prepare import main
 
-    assert main(["--models", "bert,clip", "--tasks", "rte,mrpc,cifar10", "--data-root", str(tmp_path), "--dry-run"]) == 0
+    assert (
+        main(["--models", "bert,clip", "--tasks", "rte,mrpc,cifar10", "--data-root", str(tmp_path), "--dry-run"]) == 0
+    )
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[1:3] for line in lines] == [["model", "bert"], ["model", "clip"], ["task", "rte"],
-                                                     ["task", "mrpc"], ["task", "cifar10"]]
+    assert [line.split()[1:3] for line in lines] == [
+        ["model", "bert"],
+        ["model", "clip"],
+        ["task", "rte"],
+        ["task", "mrpc"],
+        ["task", "cifar10"],
+    ]
     assert not any(tmp_path.iterdir())  # a dry run writes nothing
 
 
@@ -224,10 +236,22 @@ def _seven_bench(*args: str, cwd: Path, **kwargs: object) -> subprocess.Popen[by
 def test_sigterm_mid_training_leaves_an_interrupted_record(tmp_path: Path) -> None:
     log = tmp_path / "stderr.txt"
     with open(log, "wb") as err:
-        proc = _seven_bench("model=tiny_bert", "task=rte", "task.max_train_examples=32", "task.max_eval_examples=8",
-                            "pruner=magnitude", "sparsity=0.5", "trainer.epochs=10000", "trainer.max_steps=1000000",
-                            "trainer.batch_size=4", f"results_dir={tmp_path / 'results'}", "progress=true",
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+        proc = _seven_bench(
+            "model=tiny_bert",
+            "task=rte",
+            "task.max_train_examples=32",
+            "task.max_eval_examples=8",
+            "pruner=magnitude",
+            "sparsity=0.5",
+            "trainer.epochs=10000",
+            "trainer.max_steps=1000000",
+            "trainer.batch_size=4",
+            f"results_dir={tmp_path / 'results'}",
+            "progress=true",
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
         deadline = time.monotonic() + 120
         while not re.search(rb"fine-tune:.*\| [1-9]", log.read_bytes()) and time.monotonic() < deadline:
             assert proc.poll() is None, log.read_text()[-2000:]
@@ -242,9 +266,19 @@ def test_sigterm_mid_training_leaves_an_interrupted_record(tmp_path: Path) -> No
 
 
 def test_sweep_with_a_bad_cell_exits_non_zero_with_a_summary(tmp_path: Path) -> None:
-    proc = _seven_bench("-m", *TINY, "pruner=magnitude", "sparsity=0.5", "trainer.max_steps=1", "trainer.batch_size=8,0",
-                        f"results_dir={tmp_path / 'results'}", f"hydra.sweep.dir={tmp_path / 'multirun'}",
-                        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = _seven_bench(
+        "-m",
+        *TINY,
+        "pruner=magnitude",
+        "sparsity=0.5",
+        "trainer.max_steps=1",
+        "trainer.batch_size=8,0",
+        f"results_dir={tmp_path / 'results'}",
+        f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err.decode()[-2000:]
     assert "seven-bench: sweep of 2 cell(s): 1 ok, 1 skipped, 0 failed, 0 interrupted" in out.decode()
@@ -274,10 +308,23 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
 def test_killing_a_parallel_sweep_stops_its_workers(tmp_path: Path) -> None:
-    proc = _seven_bench("-m", "hydra/launcher=local", "hydra.launcher.n_jobs=2", *TINY, "pruner=magnitude,random",
-                        "sparsity=0.5", "trainer.epochs=10000", "trainer.max_steps=1000000", "trainer.batch_size=4",
-                        f"results_dir={tmp_path / 'results'}", f"hydra.sweep.dir={tmp_path / 'multirun'}",
-                        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = _seven_bench(
+        "-m",
+        "hydra/launcher=local",
+        "hydra.launcher.n_jobs=2",
+        *TINY,
+        "pruner=magnitude,random",
+        "sparsity=0.5",
+        "trainer.epochs=10000",
+        "trainer.max_steps=1000000",
+        "trainer.batch_size=4",
+        f"results_dir={tmp_path / 'results'}",
+        f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     workers: set[int] = set()
     try:
         deadline = time.monotonic() + 180

@@ -13,8 +13,17 @@ from seven_bench.tables import BASELINE_COLUMNS, METHOD_LABELS, default_baseline
 
 IMAGE_TASKS = {"mnist", "svhn", "gtsrb", "cifar10", "cifar100"}
 # As the suite's GLUE tasks report them (BERT-Tickets' Table 1; MRPC accuracy, see baselines/README.md).
-GLUE_METRICS = {"stsb": "pearson", "cola": "mcc", "mrpc": "accuracy", "qqp": "accuracy", "mnli": "accuracy",
-                "wnli": "accuracy", "qnli": "accuracy", "rte": "accuracy", "sst2": "accuracy"}
+GLUE_METRICS = {
+    "stsb": "pearson",
+    "cola": "mcc",
+    "mrpc": "accuracy",
+    "qqp": "accuracy",
+    "mnli": "accuracy",
+    "wnli": "accuracy",
+    "qnli": "accuracy",
+    "rte": "accuracy",
+    "sst2": "accuracy",
+}
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +32,12 @@ def baselines() -> pd.DataFrame:
 
 
 def value(baselines: pd.DataFrame, table: str, method: str, task: str, sparsity: float) -> float:
-    hit = baselines[(baselines["table"] == table) & (baselines["method"] == method) & (baselines["task"] == task)
-                    & ((baselines["sparsity"] - sparsity).abs() < 1e-9)]
+    hit = baselines[
+        (baselines["table"] == table)
+        & (baselines["method"] == method)
+        & (baselines["task"] == task)
+        & ((baselines["sparsity"] - sparsity).abs() < 1e-9)
+    ]
     assert len(hit) == 1, (table, method, task, sparsity, len(hit))
     return float(hit["value"].iloc[0])
 
@@ -71,14 +84,28 @@ def test_models_and_metrics(baselines: pd.DataFrame) -> None:
 
 def test_column_order_is_the_papers(baselines: pd.DataFrame) -> None:
     """The tables tool takes the printed column order from the row order of these files."""
+
     def columns(table: str) -> list[tuple[str, float]]:
         part = baselines[(baselines["table"] == table) & (baselines["method"] != "dense")]
         return list(dict.fromkeys(zip(part["task"], part["sparsity"])))
 
-    assert columns("table2") == [("stsb", 0.5), ("wnli", 0.9), ("qnli", 0.7), ("mrpc", 0.5), ("rte", 0.6),
-                                 ("sst2", 0.6), ("cola", 0.5)]
-    assert columns("table4") == [("cifar10", 0.7), ("cifar100", 0.7), ("qnli", 0.7), ("cifar10", 0.6),
-                                 ("cifar100", 0.6), ("sst2", 0.6)]
+    assert columns("table2") == [
+        ("stsb", 0.5),
+        ("wnli", 0.9),
+        ("qnli", 0.7),
+        ("mrpc", 0.5),
+        ("rte", 0.6),
+        ("sst2", 0.6),
+        ("cola", 0.5),
+    ]
+    assert columns("table4") == [
+        ("cifar10", 0.7),
+        ("cifar100", 0.7),
+        ("qnli", 0.7),
+        ("cifar10", 0.6),
+        ("cifar100", 0.6),
+        ("sst2", 0.6),
+    ]
     assert columns("table1")[:4] == [("mnist", 0.7), ("mnist", 0.8), ("mnist", 0.9), ("svhn", 0.7)]
 
 
@@ -106,8 +133,9 @@ def test_column_order_is_the_papers(baselines: pd.DataFrame) -> None:
         ("table5", "lth", "cola", 0.5, 53.8),
     ],
 )
-def test_spot_values(baselines: pd.DataFrame, table: str, method: str, task: str, sparsity: float,
-                     expected: float) -> None:
+def test_spot_values(
+    baselines: pd.DataFrame, table: str, method: str, task: str, sparsity: float, expected: float
+) -> None:
     assert value(baselines, table, method, task, sparsity) == pytest.approx(expected)
 
 
@@ -120,8 +148,9 @@ def test_spot_values(baselines: pd.DataFrame, table: str, method: str, task: str
         ("table3", "mrpc", 0.5, "seven_dyn", "platon", 1.22),
     ],
 )
-def test_gains_claimed_in_the_text(baselines: pd.DataFrame, table: str, task: str, sparsity: float,
-                                   better: str, worse: str, gain: float) -> None:
+def test_gains_claimed_in_the_text(
+    baselines: pd.DataFrame, table: str, task: str, sparsity: float, better: str, worse: str, gain: float
+) -> None:
     difference = value(baselines, table, better, task, sparsity) - value(baselines, table, worse, task, sparsity)
     assert difference == pytest.approx(gain, abs=1e-9)
 
@@ -129,7 +158,8 @@ def test_gains_claimed_in_the_text(baselines: pd.DataFrame, table: str, task: st
 def test_inconsistencies_kept_as_printed(baselines: pd.DataFrame) -> None:
     # Table IV's "CIFAR10*" equals Table I's CIFAR100@60, which is why it is recorded as cifar100.
     assert value(baselines, "table4", "seven_pre", "cifar100", 0.6) == value(
-        baselines, "table1", "seven_pre", "cifar100", 0.6)
+        baselines, "table1", "seven_pre", "cifar100", 0.6
+    )
     assert value(baselines, "table4", "seven_pre", "qnli", 0.7) != value(baselines, "table2", "seven_pre", "qnli", 0.7)
     # Table V's non-Lion rows are Table II's numbers.
     for method in ("dense", "lth", "earlybird"):

@@ -7,9 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from seven_bench.cli import CONF_DIR
+from seven_bench.conf import compose_config
 from seven_bench.errors import UserError
 from seven_bench.records import record_path
 from seven_bench.run import run_cell
@@ -18,13 +17,19 @@ from tests.conftest import requires_shared_data
 
 pytestmark = requires_shared_data()
 
-SMOKE = ["model=tiny_bert", "task=rte", "trainer.max_steps=4", "trainer.epochs=2", "task.max_train_examples=64",
-         "task.max_eval_examples=32", "progress=false"]
+SMOKE = [
+    "model=tiny_bert",
+    "task=rte",
+    "trainer.max_steps=4",
+    "trainer.epochs=2",
+    "task.max_train_examples=64",
+    "task.max_eval_examples=32",
+    "progress=false",
+]
 
 
 def _cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return compose(config_name="config", overrides=list(overrides))
+    return compose_config(overrides)
 
 
 def _spec(*overrides: str):
@@ -66,12 +71,15 @@ def test_recipe_resolution_and_hash():
     assert _spec("pruner=dense", "sparsity=0.5").cell_hash == _spec("pruner=dense", "sparsity=0.6").cell_hash
 
 
-@pytest.mark.parametrize("overrides,needle", [
-    (["sparsity=1.0"], "outside [0, 1)"),
-    (["sparsity=-0.1"], "outside [0, 1)"),
-    (["task=mnist"], "cannot run task=mnist"),
-    (["pruner=seven_dyn", "task=mnist", "model=tiny_clip"], "pass pruner.start"),
-])
+@pytest.mark.parametrize(
+    "overrides,needle",
+    [
+        (["sparsity=1.0"], "outside [0, 1)"),
+        (["sparsity=-0.1"], "outside [0, 1)"),
+        (["task=mnist"], "cannot run task=mnist"),
+        (["pruner=seven_dyn", "task=mnist", "model=tiny_clip"], "pass pruner.start"),
+    ],
+)
 def test_bad_input_is_one_line(overrides, needle):
     with pytest.raises(UserError) as err:
         build_spec(_cfg(*SMOKE, *overrides))
@@ -92,8 +100,12 @@ def test_bert_offline_without_cache_says_use_minilm(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("pruner", ["magnitude", "snip", "grasp", "iter_snip", "force", "seven_pre", "random"])
 def test_pre_pruners_reach_the_target_and_masked_weights_stay_zero(pruner, tmp_path):
-    extra = {"iter_snip": ["pruner.num_steps=3"], "force": ["pruner.num_steps=3"], "seven_pre": ["pruner.num_batches=3"],
-             "grasp": ["pruner.samples_per_class=4"]}.get(pruner, [])
+    extra = {
+        "iter_snip": ["pruner.num_steps=3"],
+        "force": ["pruner.num_steps=3"],
+        "seven_pre": ["pruner.num_batches=3"],
+        "grasp": ["pruner.samples_per_class=4"],
+    }.get(pruner, [])
     spec = _spec(f"pruner={pruner}", "sparsity=0.6", *extra)
     record = run_cell(spec, tmp_path, progress=False)
     assert record["status"] == "ok", record["error"]
@@ -109,7 +121,9 @@ def test_same_seed_same_mask_and_resume_skips_complete_cells(tmp_path):
     again = run_cell(spec, tmp_path / "other", progress=False)
     assert first["sparsity"]["per_layer"] == again["sparsity"]["per_layer"]
     assert first["metrics"]["reported_value"] == again["metrics"]["reported_value"]
-    other_seed = run_cell(_spec("pruner=seven_pre", "sparsity=0.5", "pruner.num_batches=2", "seed=1"), tmp_path, progress=False)
+    other_seed = run_cell(
+        _spec("pruner=seven_pre", "sparsity=0.5", "pruner.num_batches=2", "seed=1"), tmp_path, progress=False
+    )
     assert other_seed["sparsity"]["per_layer"] != first["sparsity"]["per_layer"]
     # a complete record is not rerun; a second table asking for it tags it
     again = run_cell(spec, tmp_path, experiment="table4", progress=False)
@@ -128,24 +142,47 @@ def test_seven_dyn_window_and_warning(tmp_path):
     assert record["status"] == "ok"
     expected_keep = 0.5 + 0.5 * (1 / 3) ** 3
     assert record["sparsity"]["achieved"] == pytest.approx(1 - expected_keep, abs=1e-3)
-    late = run_cell(_spec("pruner=seven_dyn", "sparsity=0.5", "pruner.start=2", "pruner.window=10"), tmp_path, progress=False)
+    late = run_cell(
+        _spec("pruner=seven_dyn", "sparsity=0.5", "pruner.start=2", "pruner.window=10"), tmp_path, progress=False
+    )
     assert any("outlasts" in w for w in late["warnings"])
-    fitted = run_cell(_spec("pruner=seven_dyn", "sparsity=0.5", "pruner.start=2", "pruner.window=10", "pruner.fit_schedule=true"),
-                      tmp_path, progress=False)
+    fitted = run_cell(
+        _spec("pruner=seven_dyn", "sparsity=0.5", "pruner.start=2", "pruner.window=10", "pruner.fit_schedule=true"),
+        tmp_path,
+        progress=False,
+    )
     assert fitted["pruner"]["window"] < 10 and not any("outlasts" in w for w in fitted["warnings"])
 
 
 def test_cli_end_to_end_and_bad_names(tmp_path):
-    ok = subprocess.run([sys.executable, "-m", "seven_bench.cli", *SMOKE, "pruner=magnitude", "sparsity=0.6",
-                         f"results_dir={tmp_path}"], capture_output=True, text=True, timeout=300)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seven_bench.cli",
+            *SMOKE,
+            "pruner=magnitude",
+            "sparsity=0.6",
+            f"results_dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "achieved 0.600" in ok.stdout
     assert len(list(tmp_path.glob("runs/*/record.json"))) == 1
-    bad = subprocess.run([sys.executable, "-m", "seven_bench.cli", "pruner=sevn_pre"], capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "seven_bench.cli", "pruner=sevn_pre"], capture_output=True, text=True, timeout=60
+    )
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "seven_pre" in bad.stderr
-    bad = subprocess.run([sys.executable, "-m", "seven_bench.cli", *SMOKE, "sparsity=1.5", f"results_dir={tmp_path}"],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "seven_bench.cli", *SMOKE, "sparsity=1.5", f"results_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("seven-bench: error: sparsity=1.5")
 
 
@@ -153,8 +190,15 @@ def test_sweep_group_options_are_forced_but_checked():
     from seven_bench.cli import force_group_options
 
     argv = ["-m", "pruner=seven_dyn,gmp", "pruner.fit_schedule=true", "trainer.max_steps=3"]
-    assert force_group_options(argv) == ["-m", "pruner=seven_dyn,gmp", "++pruner.fit_schedule=true", "trainer.max_steps=3",
-                                         "+swept_options=[pruner.fit_schedule]"]
-    assert force_group_options(["pruner.fit_schedule=true"]) == ["pruner.fit_schedule=true"]  # single runs: Hydra checks
+    assert force_group_options(argv) == [
+        "-m",
+        "pruner=seven_dyn,gmp",
+        "++pruner.fit_schedule=true",
+        "trainer.max_steps=3",
+        "+swept_options=[pruner.fit_schedule]",
+    ]
+    assert force_group_options(["pruner.fit_schedule=true"]) == [
+        "pruner.fit_schedule=true"
+    ]  # single runs: Hydra checks
     with pytest.raises(SystemExit):
         force_group_options(["-m", "pruner.fit_schedul=true"])

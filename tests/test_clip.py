@@ -35,7 +35,11 @@ def test_entries_registered() -> None:
 
 def test_text_head_averages_normalized_prompts() -> None:
     # a controlled "text tower": the class word picks a basis vector, the template adds a fixed offset
-    basis = {"cat": torch.tensor([1.0, 0, 0, 0]), "dog": torch.tensor([0, 1.0, 0, 0]), "car": torch.tensor([0, 0, 1.0, 0])}
+    basis = {
+        "cat": torch.tensor([1.0, 0, 0, 0]),
+        "dog": torch.tensor([0, 1.0, 0, 0]),
+        "car": torch.tensor([0, 0, 1.0, 0]),
+    }
     offsets = {"photo": torch.tensor([0, 0, 0, 3.0]), "drawing": torch.tensor([0, 0, 0, -3.0])}
 
     def encode(texts: list[str]) -> torch.Tensor:
@@ -46,7 +50,9 @@ def test_text_head_averages_normalized_prompts() -> None:
             out.append(7.0 * (basis[cls] + offsets[off]))  # unnormalized on purpose
         return torch.stack(out)
 
-    head = build_text_head(encode, ("cat", "dog", "car"), ("a photo of a {}.", lambda c: f"a drawing of a {c}."), batch_size=2)
+    head = build_text_head(
+        encode, ("cat", "dog", "car"), ("a photo of a {}.", lambda c: f"a drawing of a {c}."), batch_size=2
+    )
     assert head.shape == (3, 4)
     # the +3/-3 offsets cancel after per-prompt normalization, so each class is its basis vector
     torch.testing.assert_close(head, torch.eye(4)[:3])

@@ -14,11 +14,11 @@ from seven_bench.errors import UserError
 from seven_bench.pruning.base import PruneContext, apply_masks_
 from seven_bench.pruning.dyn import SevenDyn
 from seven_bench.pruning.gmp import Gmp
+from seven_bench.pruning.movement import Movement, SoftMovement, threshold_mask
 from seven_bench.pruning.plans import CubicPlan, fit_warmups
 from seven_bench.pruning.platon import Platon, platon_param_set
-from seven_bench.pruning.seven_repo import SevenRepoDyn
-from seven_bench.pruning.movement import Movement, SoftMovement, threshold_mask
 from seven_bench.pruning.schedules import cubic
+from seven_bench.pruning.seven_repo import SevenRepoDyn
 from tests.conftest import ToyModel, requires_shared_data
 
 
@@ -55,15 +55,16 @@ def test_cubic_with_warmups_boundaries():
     kw = dict(total_steps=20, initial_warmup_steps=4, final_warmup_steps=6, initial_ratio=1.0, final_ratio=0.5)
     assert cubic(0, **kw) == 1.0 and cubic(4, **kw) == 1.0  # r0 up to and including t_i
     assert cubic(5, **kw) == pytest.approx(0.5 + 0.5 * (1 - 1 / 10) ** 3)  # first ramp step
-    assert cubic(9, **kw) == pytest.approx(0.5 + 0.5 * 0.5 ** 3)  # half-way through the 10-step ramp
+    assert cubic(9, **kw) == pytest.approx(0.5 + 0.5 * 0.5**3)  # half-way through the 10-step ramp
     assert cubic(14, **kw) == pytest.approx(0.5)  # T - t_f: the ramp's end equals r_f
     assert cubic(15, **kw) == 0.5 and cubic(20, **kw) == 0.5  # final phase
     # soft movement's threshold rises 0 -> tau_f on the same curve
     tau = dict(kw, initial_ratio=0.0, final_ratio=0.1)
-    assert cubic(4, **tau) == 0.0 and cubic(9, **tau) == pytest.approx(0.1 - 0.1 * 0.5 ** 3) and cubic(15, **tau) == 0.1
+    assert cubic(4, **tau) == 0.0 and cubic(9, **tau) == pytest.approx(0.1 - 0.1 * 0.5**3) and cubic(15, **tau) == 0.1
     # no warm-ups: the ramp spans the run and ends exactly at r_f
-    assert cubic(10, total_steps=10, initial_warmup_steps=0, final_warmup_steps=0, initial_ratio=1.0,
-                 final_ratio=0.3) == pytest.approx(0.3)
+    assert cubic(
+        10, total_steps=10, initial_warmup_steps=0, final_warmup_steps=0, initial_ratio=1.0, final_ratio=0.3
+    ) == pytest.approx(0.3)
 
 
 def test_fit_warmups_only_when_the_ramp_is_empty():
@@ -138,8 +139,9 @@ def test_platon_masks_only_on_its_schedule_and_regrows():
     model, ctx = _toy([[1.0, 2.0, 3.0, 4.0]])
     ctx.total_steps = 10
     w = model.lin.weight
-    pruner = Platon(0.5, warmup_steps=1, initial_warmup=1, final_warmup=10, beta1=0.0, beta2=1.0, delta_t=1,
-                    count_rule="exact")
+    pruner = Platon(
+        0.5, warmup_steps=1, initial_warmup=1, final_warmup=10, beta1=0.0, beta2=1.0, delta_t=1, count_rule="exact"
+    )
     pruner.prepare(ctx)  # beta1 = 0, beta2 = 1: the score is the previous step's |W g|
     _set(w, [1, 2, 3, 4], [1, 1, 1, 1])
     pruner.after_optimizer_step(0, ctx)
@@ -172,11 +174,15 @@ def test_platon_masks_only_on_its_schedule_and_regrows():
 def test_platon_own_prunable_set_on_bert_names():
     from transformers import BertConfig, BertForSequenceClassification
 
-    model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1,
-                                                     num_attention_heads=2, intermediate_size=16))
+    model = BertForSequenceClassification(
+        BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
+    )
     names = set(platon_param_set(model))
     assert "bert.encoder.layer.0.attention.self.query.bias" in names
-    assert "bert.encoder.layer.0.output.dense.weight" in names and "bert.encoder.layer.0.attention.output.dense.bias" in names
+    assert (
+        "bert.encoder.layer.0.output.dense.weight" in names
+        and "bert.encoder.layer.0.attention.output.dense.bias" in names
+    )
     assert not any("pooler" in n or "LayerNorm" in n or "embeddings" in n or "classifier" in n for n in names)
     assert len(names) == 12  # 6 modules x (weight, bias)
     with pytest.raises(UserError):
@@ -245,7 +251,9 @@ def test_soft_movement_penalty_and_mask_by_hand():
 
     model = Two()
     ctx = _ctx(model, {"a.weight": model.a.weight, "b.weight": model.b.weight})
-    pruner = SoftMovement(0.5, warmup_steps=0, initial_warmup=0, final_warmup=0, final_threshold=0.1, final_lambda=400.0)
+    pruner = SoftMovement(
+        0.5, warmup_steps=0, initial_warmup=0, final_warmup=0, final_threshold=0.1, final_lambda=400.0
+    )
     pruner.prepare(ctx)
     with torch.no_grad():
         pruner.scores["b.weight"].copy_(torch.full((1, 2), math.log(3.0)))  # sigmoid = 0.75
@@ -343,7 +351,9 @@ def test_movement_on_tiny_clip_packed_in_proj_weight():
     ctx = _ctx(bundle.model, bundle.prunable, total_steps=3)
     pruner = Movement(0.5, warmup_steps=0, initial_warmup=0, final_warmup=0)
     pruner.prepare(ctx)
-    opt = torch.optim.AdamW([p for p in bundle.model.parameters() if p.requires_grad] + pruner.param_groups()[0]["params"])
+    opt = torch.optim.AdamW(
+        [p for p in bundle.model.parameters() if p.requires_grad] + pruner.param_groups()[0]["params"]
+    )
     x = torch.randn(4, 3, 32, 32)
     for step in range(3):
         out = bundle.model(pixel_values=x, labels=torch.tensor([0, 1, 2, 3]))
@@ -353,7 +363,7 @@ def test_movement_on_tiny_clip_packed_in_proj_weight():
         pruner.after_optimizer_step(step, ctx)
         opt.zero_grad()
     assert pruner.finalized
-    for name, p in bundle.prunable.items():
+    for _name, p in bundle.prunable.items():
         assert int((p != 0).sum()) == int(0.5 * p.numel())  # per-tensor TopK, baked into the real weights
     assert any(n.endswith("in_proj_weight") for n in bundle.prunable)
 
@@ -361,8 +371,16 @@ def test_movement_on_tiny_clip_packed_in_proj_weight():
 # --------------------------------------------------------------------------------------------------
 # end to end on tiny_bert (the CLI's path, in process: compose -> build_spec -> run_cell)
 
-SMOKE = ["model=tiny_bert", "task=mrpc", "sparsity=0.5", "trainer.max_steps=12", "trainer.epochs=1",
-         "task.max_train_examples=200", "task.max_eval_examples=64", "progress=false"]
+SMOKE = [
+    "model=tiny_bert",
+    "task=mrpc",
+    "sparsity=0.5",
+    "trainer.max_steps=12",
+    "trainer.epochs=1",
+    "task.max_train_examples=200",
+    "task.max_eval_examples=64",
+    "progress=false",
+]
 CELLS = {
     "seven_dyn": ["pruner.fit_schedule=true"],
     "platon": ["pruner.fit_schedule=true"],
@@ -376,15 +394,12 @@ CELLS = {
 @requires_shared_data()
 @pytest.mark.parametrize("name", list(CELLS))
 def test_dyn_pruner_end_to_end_on_tiny_bert(name, tmp_path):
-    from hydra import compose, initialize_config_dir
 
-    from seven_bench.cli import CONF_DIR
+    from seven_bench.conf import compose_config
     from seven_bench.run import run_cell
     from seven_bench.spec import build_spec
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose(config_name="config", overrides=[*SMOKE, f"pruner={name}", *CELLS[name],
-                                                       f"results_dir={tmp_path}"])
+    cfg = compose_config([*SMOKE, f"pruner={name}", *CELLS[name], f"results_dir={tmp_path}"])
     spec = build_spec(cfg)
     record = run_cell(spec, tmp_path)
     assert record["status"] == "ok", record.get("error")
@@ -407,15 +422,12 @@ def test_dyn_pruner_end_to_end_on_tiny_bert(name, tmp_path):
 
 
 def test_seven_repo_variant_resolves_from_the_yaml_tables():
-    from hydra import compose, initialize_config_dir
 
-    from seven_bench.cli import CONF_DIR
+    from seven_bench.conf import compose_config
     from seven_bench.spec import build_spec
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose(config_name="config", overrides=[*SMOKE, "pruner=platon", "pruner.variant=seven_repo",
-                                                       "trainer.recipe=seven_dyn"])
-        own = compose(config_name="config", overrides=[*SMOKE, "pruner=platon", "task=qnli"])
+    cfg = compose_config([*SMOKE, "pruner=platon", "pruner.variant=seven_repo", "trainer.recipe=seven_dyn"])
+    own = compose_config([*SMOKE, "pruner=platon", "task=qnli"])
     spec = build_spec(cfg)
     assert spec.pruner["variant"] == "seven_repo"
     assert (spec.pruner["start"], spec.pruner["window"]) == (300, 600)  # seven_dyn's Table B3 row for MRPC
@@ -448,5 +460,7 @@ def test_trainer_hands_the_step_loss_to_the_seven_repo_soft_movement():
         train_step(ctx, pruner, opt, sched, batch, step, None)
         assert ctx.step_loss is None  # handed over for extra_loss only
     assert pruner.penalty_steps == 3
-    assert [round(p["target_keep"], 6) for p in pruner.trajectory] == [round(0.5 + 0.5 * (1 - k / 4) ** 3, 6) for k in (1, 2, 3)]
+    assert [round(p["target_keep"], 6) for p in pruner.trajectory] == [
+        round(0.5 + 0.5 * (1 - k / 4) ** 3, 6) for k in (1, 2, 3)
+    ]
     assert int(pruner.masks["lin.weight"].sum()) == 2  # round(0.5078 * 4)

@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 import seven_bench.train
-from seven_bench.cli import CONF_DIR
+from seven_bench.conf import CONF_DIR, compose_config
 from seven_bench.errors import UserError
 from seven_bench.run import run_cell
 from seven_bench.spec import build_spec
@@ -22,14 +21,17 @@ pytestmark = requires_shared_data()
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 PRUNERS = sorted(p.stem for p in (CONF_DIR / "pruner").glob("*.yaml"))
 # dyn pruners have no published schedule for image tasks: the user passes one
-IMAGE_SCHEDULE = {"seven_dyn": ["pruner.start=1", "pruner.window=5"], "platon": ["pruner.warmup_steps=2"],
-                  "movement": ["pruner.warmup_steps=2"], "soft_movement": ["pruner.warmup_steps=2"],
-                  "gmp": ["pruner.warmup_steps=2"]}
+IMAGE_SCHEDULE = {
+    "seven_dyn": ["pruner.start=1", "pruner.window=5"],
+    "platon": ["pruner.warmup_steps=2"],
+    "movement": ["pruner.warmup_steps=2"],
+    "soft_movement": ["pruner.warmup_steps=2"],
+    "gmp": ["pruner.warmup_steps=2"],
+}
 
 
 def _cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return compose(config_name="config", overrides=list(overrides))
+    return compose_config(overrides)
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -37,8 +39,13 @@ def _cfg(*overrides: str):
 def test_every_model_and_pruner_composes(model, pruner, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty cache: hub models must say what to do
     image = "clip" in model
-    overrides = [f"model={model}", f"pruner={pruner}", f"task={'mnist' if image else 'rte'}", "sparsity=0.5",
-                 *(IMAGE_SCHEDULE.get(pruner, []) if image else [])]
+    overrides = [
+        f"model={model}",
+        f"pruner={pruner}",
+        f"task={'mnist' if image else 'rte'}",
+        "sparsity=0.5",
+        *(IMAGE_SCHEDULE.get(pruner, []) if image else []),
+    ]
     if model in ("bert", "clip"):
         with pytest.raises(UserError, match="weights"):
             build_spec(_cfg(*overrides))
@@ -49,10 +56,27 @@ def test_every_model_and_pruner_composes(model, pruner, tmp_path, monkeypatch):
 
 
 def test_tiny_clip_on_real_mnist_digits_through_the_cli(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "seven_bench.cli", "model=tiny_clip", "task=mnist", "pruner=seven_pre",
-                          "sparsity=0.7", "pruner.num_batches=3", "trainer.max_steps=4", "trainer.batch_size=16",
-                          "task.max_train_examples=64", "task.max_eval_examples=64", "progress=false",
-                          f"results_dir={tmp_path}"], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seven_bench.cli",
+            "model=tiny_clip",
+            "task=mnist",
+            "pruner=seven_pre",
+            "sparsity=0.7",
+            "pruner.num_batches=3",
+            "trainer.max_steps=4",
+            "trainer.batch_size=16",
+            "task.max_train_examples=64",
+            "task.max_eval_examples=64",
+            "progress=false",
+            f"results_dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     record = json.loads(next(tmp_path.glob("runs/*/record.json")).read_text())
     assert record["status"] == "ok" and record["spec"]["pruner"]["alpha1"] == 0.8  # Table B2
@@ -72,8 +96,18 @@ def test_nan_loss_fails_the_cell_with_its_step(tmp_path, monkeypatch):
         return loss * float("nan") if len(calls) == 3 else loss
 
     monkeypatch.setattr(seven_bench.train, "task_loss", diverging)
-    spec = build_spec(_cfg("model=tiny_bert", "task=rte", "pruner=magnitude", "sparsity=0.5", "trainer.max_steps=5",
-                           "task.max_train_examples=64", "task.max_eval_examples=32", "progress=false"))
+    spec = build_spec(
+        _cfg(
+            "model=tiny_bert",
+            "task=rte",
+            "pruner=magnitude",
+            "sparsity=0.5",
+            "trainer.max_steps=5",
+            "task.max_train_examples=64",
+            "task.max_eval_examples=32",
+            "progress=false",
+        )
+    )
     record = run_cell(spec, tmp_path, progress=False)
     assert record["status"] == "failed" and record["failed_at_step"] == 2
     assert "NaN" in record["error"]
@@ -83,15 +117,37 @@ def test_nan_loss_fails_the_cell_with_its_step(tmp_path, monkeypatch):
 
 
 def test_local_launcher_sweep_renders_as_tables(tmp_path):
-    sweep = subprocess.run([sys.executable, "-m", "seven_bench.cli", "-m", "hydra/launcher=local", "hydra.launcher.n_jobs=2",
-                            "model=tiny_bert", "task=rte", "pruner=magnitude,snip", "sparsity=0.6",
-                            "trainer.max_steps=2", "task.max_train_examples=64",
-                            "task.max_eval_examples=32", "progress=false", f"results_dir={tmp_path}",
-                            f"hydra.sweep.dir={tmp_path / 'multirun'}"], capture_output=True, text=True, timeout=600)
+    sweep = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seven_bench.cli",
+            "-m",
+            "hydra/launcher=local",
+            "hydra.launcher.n_jobs=2",
+            "model=tiny_bert",
+            "task=rte",
+            "pruner=magnitude,snip",
+            "sparsity=0.6",
+            "trainer.max_steps=2",
+            "task.max_train_examples=64",
+            "task.max_eval_examples=32",
+            "progress=false",
+            f"results_dir={tmp_path}",
+            f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert sweep.returncode == 0, sweep.stderr[-2000:]
     assert len(list(tmp_path.glob("runs/*/record.json"))) == 2
-    tables = subprocess.run([sys.executable, "-m", "seven_bench.tables", "--results-dir", str(tmp_path)],
-                            capture_output=True, text=True, timeout=120)
+    tables = subprocess.run(
+        [sys.executable, "-m", "seven_bench.tables", "--results-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert tables.returncode == 0, tables.stderr[-2000:]
     table2 = (tmp_path / "tables" / "table2.md").read_text()
     assert "SNIP [tiny_bert]" in table2 and "One-shot [tiny_bert]" in table2

@@ -10,10 +10,10 @@ from torch import nn
 
 from seven_bench.pruning.base import PruneContext, Pruner, collapse_warnings, dead_output_units
 from seven_bench.pruning.dyn import SevenDyn
-from seven_bench.pruning.seven_repo import SevenRepoDyn
 from seven_bench.pruning.registry import PRUNERS
 from seven_bench.pruning.schedules import exponential, linear
 from seven_bench.pruning.selection import global_topk, keep_count, layerwise_topk, rowwise_topk, select_flat
+from seven_bench.pruning.seven_repo import SevenRepoDyn
 from tests.conftest import ToyModel
 
 # --------------------------------------------------------------------------------------------------
@@ -22,16 +22,19 @@ from tests.conftest import ToyModel
 SCORES = torch.tensor([5.0, 4.0, 4.0, 4.0, 1.0, 0.0])
 
 
-@pytest.mark.parametrize("rule,ratio,kept", [
-    ("exact", 0.5, [1, 1, 1, 0, 0, 0]),          # round(3) = 3, the tie at 4 broken by position
-    ("floor", 0.6, [1, 1, 1, 0, 0, 0]),          # int(3.6) = 3 (movement's TopKBinarizer)
-    ("exact", 0.6, [1, 1, 1, 1, 0, 0]),          # round(3.6) = 4
-    ("floor_ties", 0.5, [1, 1, 1, 1, 0, 0]),     # topk(3) -> threshold 4, ">=" keeps all three 4s
-    ("floor_ties", 0.34, [1, 0, 0, 0, 0, 0]),    # topk(int(2.04) = 2) -> threshold 4 ... see below
-    ("kthvalue_ties", 0.5, [1, 1, 1, 1, 0, 0]),  # kthvalue(int(3.0) = 3) = 4, keep ">= 4"
-    ("kthvalue_ties", 0.6, [1, 1, 1, 1, 1, 0]),  # kthvalue(int(6 * 0.4) = 2) = 1, keep ">= 1": one more
-    ("prune_floor", 0.6, [1, 1, 1, 1, 0, 0]),    # prune int(2.4) = 2: the two smallest
-])
+@pytest.mark.parametrize(
+    "rule,ratio,kept",
+    [
+        ("exact", 0.5, [1, 1, 1, 0, 0, 0]),  # round(3) = 3, the tie at 4 broken by position
+        ("floor", 0.6, [1, 1, 1, 0, 0, 0]),  # int(3.6) = 3 (movement's TopKBinarizer)
+        ("exact", 0.6, [1, 1, 1, 1, 0, 0]),  # round(3.6) = 4
+        ("floor_ties", 0.5, [1, 1, 1, 1, 0, 0]),  # topk(3) -> threshold 4, ">=" keeps all three 4s
+        ("floor_ties", 0.34, [1, 0, 0, 0, 0, 0]),  # topk(int(2.04) = 2) -> threshold 4 ... see below
+        ("kthvalue_ties", 0.5, [1, 1, 1, 1, 0, 0]),  # kthvalue(int(3.0) = 3) = 4, keep ">= 4"
+        ("kthvalue_ties", 0.6, [1, 1, 1, 1, 1, 0]),  # kthvalue(int(6 * 0.4) = 2) = 1, keep ">= 1": one more
+        ("prune_floor", 0.6, [1, 1, 1, 1, 0, 0]),  # prune int(2.4) = 2: the two smallest
+    ],
+)
 def test_count_rules_by_hand(rule, ratio, kept):
     if rule == "floor_ties" and ratio == 0.34:
         kept = [1, 1, 1, 1, 0, 0]  # threshold = the 2nd largest = 4: the three tied 4s all stay
@@ -68,11 +71,29 @@ def test_layer_and_row_scopes_follow_the_rule_per_slice():
 
 
 def test_every_method_defaults_to_its_originals_rule_and_names_it():
-    expect = {"seven_pre": "floor_ties", "force": "floor_ties", "iter_snip": "floor_ties", "grasp": "kthvalue_ties",
-              "snip": "exact", "magnitude": "exact", "random": "exact"}
-    cfg = {"num_batches": 1, "alpha1": 0.8, "alpha2": 0.9, "eps": 1e-9, "first_moment": "abs", "correction": "full",
-           "resurrection": False, "schedule": "exponential", "num_steps": 2, "samples_per_class": 1, "temperature": 1.0,
-           "count_rule": "original"}
+    expect = {
+        "seven_pre": "floor_ties",
+        "force": "floor_ties",
+        "iter_snip": "floor_ties",
+        "grasp": "kthvalue_ties",
+        "snip": "exact",
+        "magnitude": "exact",
+        "random": "exact",
+    }
+    cfg = {
+        "num_batches": 1,
+        "alpha1": 0.8,
+        "alpha2": 0.9,
+        "eps": 1e-9,
+        "first_moment": "abs",
+        "correction": "full",
+        "resurrection": False,
+        "schedule": "exponential",
+        "num_steps": 2,
+        "samples_per_class": 1,
+        "temperature": 1.0,
+        "count_rule": "original",
+    }
     for name, rule in expect.items():
         pruner = PRUNERS.get(name).build(dict(cfg), 0.5, 0)
         assert pruner.count_rule == rule and pruner.summary()["count_rule"] == rule
@@ -129,8 +150,8 @@ def test_seven_score_is_bitwise_the_codes():
         g = torch.clone(torch.abs(grads))
         m = 0.8 * m + (1 - 0.8) * torch.abs(g)
         v = 0.9 * v + (1 - 0.9) * torch.pow(g, 2)
-        m_hat = m / (1 - (0.8 ** t))
-        v_hat = torch.sqrt(v / (1 - (0.9 ** t))) + 1e-9
+        m_hat = m / (1 - (0.8**t))
+        v_hat = torch.sqrt(v / (1 - (0.9**t))) + 1e-9
         s = s + torch.abs(w * g * m_hat / v_hat)
     assert torch.equal(crit.scores()["w"], s)
 
@@ -173,14 +194,27 @@ def test_grasp_runs_in_eval_mode_on_a_real_attention_model():
     from seven_bench.tasks.base import TaskInfo
 
     info = TaskInfo(name="rte", modality="text", num_labels=2, reported_metric="accuracy")
-    bundle = MODELS.get("tiny_bert").build({"name": "tiny_bert", "hidden_size": 32, "num_layers": 2, "num_heads": 2,
-                                            "intermediate_size": 64, "prune_pooler": True}, info, torch.device("cpu"))
+    bundle = MODELS.get("tiny_bert").build(
+        {
+            "name": "tiny_bert",
+            "hidden_size": 32,
+            "num_layers": 2,
+            "num_heads": 2,
+            "intermediate_size": 64,
+            "prune_pooler": True,
+        },
+        info,
+        torch.device("cpu"),
+    )
     gen = torch.Generator().manual_seed(0)
 
     def batches():
         while True:
-            yield {"input_ids": torch.randint(5, 100, (4, 12), generator=gen),
-                   "attention_mask": torch.ones(4, 12, dtype=torch.long), "labels": torch.tensor([0, 1, 0, 1])}
+            yield {
+                "input_ids": torch.randint(5, 100, (4, 12), generator=gen),
+                "attention_mask": torch.ones(4, 12, dtype=torch.long),
+                "labels": torch.tensor([0, 1, 0, 1]),
+            }
 
     ctx = PruneContext(bundle.model, bundle.prunable, batches(), 2, 1, 0)
     pruner = PRUNERS.get("grasp").build({"samples_per_class": 2, "temperature": 200, "grad_mode": "eval"}, 0.5, 0)
@@ -223,7 +257,7 @@ def test_clipping_covers_what_the_optimizer_steps():
     batch = {"x": torch.tensor([[1.0], [1.0]]), "labels": torch.tensor([-3.0, -3.0])}
     train_step(ctx, pruner, optimizer, scheduler, batch, 0, max_grad_norm=1.0)
     # MSE's gradient is 2 (w x - y) x = 6 for w; with the score's 4: norm sqrt(52); both scaled together
-    scale = 1.0 / 52 ** 0.5
+    scale = 1.0 / 52**0.5
     torch.testing.assert_close(pruner.scores.detach(), torch.tensor([-4.0 * scale]), rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(model.lin.weight.detach(), torch.tensor([[-6.0 * scale]]), rtol=1e-4, atol=1e-6)
 
@@ -248,4 +282,6 @@ def test_dead_output_units_and_tensor_specific_wording():
     assert dead == {"layer.0.attention.self.query.weight": 0.75}
     (warning,) = collapse_warnings({"layer.0.attention.self.query.weight": 0.75}, dead)
     assert "75% of its output units have no input" in warning and "value path still carries" in warning
-    assert collapse_warnings({"layer.0.intermediate.dense.weight": 0.5}, {"layer.0.intermediate.dense.weight": 0.5}) == []
+    assert (
+        collapse_warnings({"layer.0.intermediate.dense.weight": 0.5}, {"layer.0.intermediate.dense.weight": 0.5}) == []
+    )

@@ -57,7 +57,10 @@ def test_registry_has_the_nine_tasks() -> None:
     for task, (num_labels, metric) in expected.items():
         info = TASKS.get(task).info
         assert (info.name, info.modality, info.num_labels, info.reported_metric) == (
-            task, "text", num_labels, metric,
+            task,
+            "text",
+            num_labels,
+            metric,
         )
         assert len(info.class_names) == (0 if num_labels == 1 else num_labels)
     assert TASKS.get("rte").info.class_names == ("entailment", "not_entailment")
@@ -166,9 +169,20 @@ def test_standard_layouts_of_unshipped_tasks(tmp_path: Path) -> None:
     )
     assert [e["label"] for e in glue.read_glue("qnli", "dev", tmp_path)] == [0, 1]
     parse = ["(ROOT)"] * 4
-    train_head = ["index", "promptID", "pairID", "genre", "sentence1_binary_parse",
-                  "sentence2_binary_parse", "sentence1_parse", "sentence2_parse",
-                  "sentence1", "sentence2", "label1", "gold_label"]
+    train_head = [
+        "index",
+        "promptID",
+        "pairID",
+        "genre",
+        "sentence1_binary_parse",
+        "sentence2_binary_parse",
+        "sentence1_parse",
+        "sentence2_parse",
+        "sentence1",
+        "sentence2",
+        "label1",
+        "gold_label",
+    ]
     _write_tsv(
         tmp_path / "glue/MNLI/train.tsv",
         [train_head, ["0", "1", "1e", "fiction", *parse, "P one.", "H one.", "neutral", "neutral"]],
@@ -180,9 +194,7 @@ def test_standard_layouts_of_unshipped_tasks(tmp_path: Path) -> None:
             tmp_path / "glue/MNLI" / file,
             [dev_head, ["0", "2", "2c", "travel", *parse, "P two.", "H two.", *labels, labels[0]]],
         )
-    assert glue.read_glue("mnli", "train", tmp_path) == [
-        {"text_a": "P one.", "text_b": "H one.", "label": 1}
-    ]
+    assert glue.read_glue("mnli", "train", tmp_path) == [{"text_a": "P one.", "text_b": "H one.", "label": 1}]
     assert glue.read_glue("mnli", "mismatched", tmp_path)[0]["label"] == 2
     TASKS.get("mnli").check_available({}, tmp_path)  # all three files present: no hub needed
 
@@ -204,9 +216,7 @@ def test_unknown_split_is_a_user_error() -> None:
         glue.read_glue("mnli", "dev", None)
 
 
-def test_hub_fallback_maps_columns_and_splits(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_hub_fallback_maps_columns_and_splits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: list[tuple[str, str, str]] = []
 
     def load_dataset(path: str, name: str, split: str) -> dict[str, list[Any]]:
@@ -241,9 +251,7 @@ def test_check_available_partial_files_names_the_missing_one(tmp_path: Path, off
         TASKS.get("rte").check_available({}, tmp_path)
 
 
-def test_check_available_passes_when_hub_reachable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_check_available_passes_when_hub_reachable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(glue, "hub_reachable", lambda: True)
     TASKS.get("qqp").check_available({}, tmp_path)
 
@@ -309,8 +317,20 @@ def test_load_single_sentence_task(tokenizer: Any) -> None:
 
 
 def test_mnli_load_has_both_dev_sets(tmp_path: Path, tokenizer: Any) -> None:
-    head = ["index", "promptID", "pairID", "genre", "s1b", "s2b", "s1p", "s2p",
-            "sentence1", "sentence2", "label1", "gold_label"]
+    head = [
+        "index",
+        "promptID",
+        "pairID",
+        "genre",
+        "s1b",
+        "s2b",
+        "s1p",
+        "s2p",
+        "sentence1",
+        "sentence2",
+        "label1",
+        "gold_label",
+    ]
     for file in ("train.tsv", "dev_matched.tsv", "dev_mismatched.tsv"):
         _write_tsv(
             tmp_path / "glue/MNLI" / file,

@@ -14,8 +14,7 @@ import torch
 import yaml
 
 from seven_bench.errors import UserError
-from seven_bench.tasks import TASKS
-from seven_bench.tasks import images
+from seven_bench.tasks import TASKS, images
 from seven_bench.tasks.images import read_idx, resolve_task_info
 
 SHARED = Path(os.environ.get("SEVEN_BENCH_DATA") or "/work/shared/data")
@@ -137,7 +136,9 @@ def test_image_folder_of_real_digits(tmp_path: Path, offline: None) -> None:
     torch.testing.assert_close(ex["pixel_values"], ref)
 
     # the model head must be built from the resolved info
-    mismatched = SimpleNamespace(preprocess=_bundle().preprocess, model=SimpleNamespace(class_names=tuple("0123456789")))
+    mismatched = SimpleNamespace(
+        preprocess=_bundle().preprocess, model=SimpleNamespace(class_names=tuple("0123456789"))
+    )
     with pytest.raises(UserError, match="resolve_task_info"):
         entry.load(cfg, None, mismatched)
     matched = SimpleNamespace(preprocess=_bundle().preprocess, model=SimpleNamespace(class_names=info.class_names))
@@ -183,5 +184,7 @@ def test_offline_errors_are_one_line(offline: None, tmp_path: Path) -> None:
 
 def test_metric_and_collate() -> None:
     assert images.top1(np.array([1, 2, 3, 0]), np.array([1, 2, 0, 0])) == {"top1": 0.75}
-    batch = images.collate([{"pixel_values": torch.zeros(3, 4, 4), "labels": 1}, {"pixel_values": torch.ones(3, 4, 4), "labels": 0}])
+    batch = images.collate(
+        [{"pixel_values": torch.zeros(3, 4, 4), "labels": 1}, {"pixel_values": torch.ones(3, 4, 4), "labels": 0}]
+    )
     assert batch["pixel_values"].shape == (2, 3, 4, 4) and batch["labels"].tolist() == [1, 0]

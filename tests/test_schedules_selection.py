@@ -11,10 +11,10 @@ def test_exponential_schedule_is_geometric_and_ends_at_target():
     d, n = 0.4, 4
     values = [exponential(d, t, n) for t in range(1, n + 1)]
     assert values[-1] == pytest.approx(0.4)
-    assert values[0] == pytest.approx(0.4 ** 0.25)  # 0.79527...
+    assert values[0] == pytest.approx(0.4**0.25)  # 0.79527...
     assert values[1] == pytest.approx(math.sqrt(0.4))
     ratios = [b / a for a, b in zip(values, values[1:])]
-    assert ratios == pytest.approx([0.4 ** 0.25] * 3)
+    assert ratios == pytest.approx([0.4**0.25] * 3)
 
 
 def test_linear_and_one_shot():
@@ -24,7 +24,7 @@ def test_linear_and_one_shot():
 
 def test_seven_cubic_boundaries():
     d, T = 0.5, 10
-    assert seven_cubic(d, 0, T) == pytest.approx(0.5 + 0.5 * 0.9 ** 3)
+    assert seven_cubic(d, 0, T) == pytest.approx(0.5 + 0.5 * 0.9**3)
     # the code's last step is k = T-2: the target is missed by (1-d)(1/T)^3
     assert seven_cubic(d, T - 2, T) == pytest.approx(0.5 + 0.5 * 0.001)
     assert seven_cubic(d, T - 1, T) == pytest.approx(0.5)
@@ -34,7 +34,7 @@ def test_cubic_with_warmups():
     kw = dict(total_steps=100, initial_warmup_steps=10, final_warmup_steps=20, initial_ratio=1.0, final_ratio=0.1)
     assert cubic(0, **kw) == 1.0 and cubic(10, **kw) == 1.0
     assert cubic(11, **kw) == pytest.approx(0.1 + 0.9 * (1 - 1 / 70) ** 3)
-    assert cubic(45, **kw) == pytest.approx(0.1 + 0.9 * 0.5 ** 3)
+    assert cubic(45, **kw) == pytest.approx(0.1 + 0.9 * 0.5**3)
     assert cubic(80, **kw) == pytest.approx(0.1)
     assert cubic(81, **kw) == 0.1 and cubic(100, **kw) == 0.1
 

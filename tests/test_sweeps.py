@@ -21,17 +21,28 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from seven_bench.cli import CONF_DIR
+from seven_bench.conf import CONF_DIR
 from tests.conftest import SHARED_DATA
 
 # The paper's columns (ALGORITHMS.md section 5), written out here on purpose: the experiment configs
 # must reproduce them, so the test does not read them back from the configs.
-CLIP_COLUMNS = {"mnist": (0.7, 0.8, 0.9), "svhn": (0.7, 0.8, 0.9), "gtsrb": (0.5, 0.6, 0.7),
-                "cifar10": (0.6, 0.7, 0.8), "cifar100": (0.6, 0.7, 0.8)}
+CLIP_COLUMNS = {
+    "mnist": (0.7, 0.8, 0.9),
+    "svhn": (0.7, 0.8, 0.9),
+    "gtsrb": (0.5, 0.6, 0.7),
+    "cifar10": (0.6, 0.7, 0.8),
+    "cifar100": (0.6, 0.7, 0.8),
+}
 TABLE2_COLUMNS = {"stsb": 0.5, "wnli": 0.9, "qnli": 0.7, "mrpc": 0.5, "rte": 0.6, "sst2": 0.6, "cola": 0.5}
 TABLE3_COLUMNS = {"mnli": 0.7, "rte": 0.6, "qnli": 0.7, "mrpc": 0.5, "qqp": 0.9, "sst2": 0.6, "cola": 0.5, "stsb": 0.5}
-TABLE4_COLUMNS = (("clip", "cifar10", 0.7), ("clip", "cifar100", 0.7), ("bert", "qnli", 0.7),
-                  ("clip", "cifar10", 0.6), ("clip", "cifar100", 0.6), ("bert", "sst2", 0.6))
+TABLE4_COLUMNS = (
+    ("clip", "cifar10", 0.7),
+    ("clip", "cifar100", 0.7),
+    ("bert", "qnli", 0.7),
+    ("clip", "cifar10", 0.6),
+    ("clip", "cifar100", 0.6),
+    ("bert", "sst2", 0.6),
+)
 TABLE5_COLUMNS = {"sst2": 0.6, "mrpc": 0.5, "cola": 0.5, "stsb": 0.5, "rte": 0.6}
 TABLE1_METHODS = ("random", "magnitude", "gmp", "snip", "grasp", "seven_pre")
 TABLE2_METHODS = ("dense", "random", "magnitude", "gmp", "snip", "grasp", "seven_pre")
@@ -51,14 +62,30 @@ def cell(model: str, task: str, pruner: str, sparsity: float, optimizer: str | N
     """What tells two cells apart here: model, task, method, sparsity (0 for dense, which ignores it),
     the SEVEN-pre options the ablations vary, and the optimizer."""
     settings = {**_pruner_defaults(pruner), **options}
-    return (model, task, pruner, 0.0 if pruner == "dense" else sparsity, settings.get("correction"),
-            settings.get("first_moment"), settings.get("resurrection"), optimizer)
+    return (
+        model,
+        task,
+        pruner,
+        0.0 if pruner == "dense" else sparsity,
+        settings.get("correction"),
+        settings.get("first_moment"),
+        settings.get("resurrection"),
+        optimizer,
+    )
 
 
 def cell_of(cfg: DictConfig) -> Cell:
     pruner = cfg.pruner
-    return (cfg.model.name, cfg.task.name, pruner.name, 0.0 if pruner.name == "dense" else float(cfg.sparsity),
-            pruner.get("correction"), pruner.get("first_moment"), pruner.get("resurrection"), cfg.trainer.optimizer)
+    return (
+        cfg.model.name,
+        cfg.task.name,
+        pruner.name,
+        0.0 if pruner.name == "dense" else float(cfg.sparsity),
+        pruner.get("correction"),
+        pruner.get("first_moment"),
+        pruner.get("resurrection"),
+        cfg.trainer.optimizer,
+    )
 
 
 EXPECTED: dict[str, Callable[[], set[Cell]]] = {
@@ -66,23 +93,38 @@ EXPECTED: dict[str, Callable[[], set[Cell]]] = {
     "table1_dense": lambda: {cell("clip", t, "dense", 0.0) for t in CLIP_COLUMNS},
     "table2": lambda: {cell("bert", t, p, s) for t, s in TABLE2_COLUMNS.items() for p in TABLE2_METHODS},
     "table3": lambda: {cell("bert", t, p, s) for t, s in TABLE3_COLUMNS.items() for p in TABLE3_METHODS},
-    "table4": lambda: {cell(m, t, "seven_pre", s, correction=c, first_moment=f)
-                       for m, t, s in TABLE4_COLUMNS for c, f in TABLE4_VARIANTS},
+    "table4": lambda: {
+        cell(m, t, "seven_pre", s, correction=c, first_moment=f)
+        for m, t, s in TABLE4_COLUMNS
+        for c, f in TABLE4_VARIANTS
+    },
     "table5": lambda: {cell("bert", t, "seven_pre", s, optimizer="lion") for t, s in TABLE5_COLUMNS.items()},
-    "curve_text": lambda: {cell("bert", t, p, s) for t in ("rte", "mrpc") for p in CURVE_METHODS
-                           for s in CURVE_SPARSITIES},
-    "curve_clip": lambda: {cell("clip", t, p, s) for t in ("cifar10", "cifar100") for p in CURVE_METHODS
-                           for s in CURVE_SPARSITIES},
-    "resurrection": lambda: {cell("bert", "rte", "seven_pre", s, resurrection=r) for r in (False, True)
-                             for s in CURVE_SPARSITIES},
+    "curve_text": lambda: {
+        cell("bert", t, p, s) for t in ("rte", "mrpc") for p in CURVE_METHODS for s in CURVE_SPARSITIES
+    },
+    "curve_clip": lambda: {
+        cell("clip", t, p, s) for t in ("cifar10", "cifar100") for p in CURVE_METHODS for s in CURVE_SPARSITIES
+    },
+    "resurrection": lambda: {
+        cell("bert", "rte", "seven_pre", s, resurrection=r) for r in (False, True) for s in CURVE_SPARSITIES
+    },
 }
 TABLES = ("table1", "table1_dense", "table2", "table3", "table4", "table5")
 PLAIN_PRODUCTS = ("curve_text", "curve_clip", "resurrection")  # task x pruner x sparsity, no per-task columns
 
 
 # Cells per seed, as the header of each experiment config states them.
-CELL_COUNTS = {"table1": 90, "table1_dense": 5, "table2": 49, "table3": 40, "table4": 30, "table5": 5,
-               "curve_text": 72, "curve_clip": 72, "resurrection": 18}
+CELL_COUNTS = {
+    "table1": 90,
+    "table1_dense": 5,
+    "table2": 49,
+    "table3": 40,
+    "table4": 30,
+    "table5": 5,
+    "curve_text": 72,
+    "curve_clip": 72,
+    "resurrection": 18,
+}
 
 
 @pytest.fixture
@@ -97,8 +139,9 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
     command line, expanded by Hydra's own BasicSweeper (command-line values win, as in a real sweep)."""
     parser = OverridesParser.create()
     parsed = parser.parse_overrides(overrides)
-    primary = compose("config", overrides=[o.input_line for o in parsed if not o.is_sweep_override()],
-                      return_hydra_config=True)
+    primary = compose(
+        "config", overrides=[o.input_line for o in parsed if not o.is_sweep_override()], return_hydra_config=True
+    )
     params = [f"{key}={value}" for key, value in (primary.hydra.sweeper.params or {}).items()]
     task_overrides = [o.input_line for o in parsed if not o.is_hydra_override()]
     return BasicSweeper.split_arguments(parser.parse_overrides(params + task_overrides), None)[0]
@@ -132,14 +175,17 @@ def test_curve_sweeps_are_full_grids(hydra_conf: None, experiment: str) -> None:
 def test_seeds_are_an_axis_and_the_command_line_narrows_a_table(hydra_conf: None) -> None:
     jobs = sweep_jobs(["+experiment=table2", "seed=0,1,2"])
     assert len(jobs) == 3 * CELL_COUNTS["table2"]
-    one_column = [compose("config", overrides=job) for job in
-                  sweep_jobs(["+experiment=table2", "+experiment/column=rte_60", "model=tiny_bert"])]
+    one_column = [
+        compose("config", overrides=job)
+        for job in sweep_jobs(["+experiment=table2", "+experiment/column=rte_60", "model=tiny_bert"])
+    ]
     assert {(c.model.name, c.task.name, c.sparsity) for c in one_column} == {("tiny_bert", "rte", 0.6)}
     assert len(one_column) == len(TABLE2_METHODS)
 
 
-def test_slurm_launcher_composes_to_a_valid_submitit_job(hydra_conf: None, monkeypatch: pytest.MonkeyPatch,
-                                                         tmp_path: Path) -> None:
+def test_slurm_launcher_composes_to_a_valid_submitit_job(
+    hydra_conf: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import submitit
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
@@ -150,18 +196,34 @@ def test_slurm_launcher_composes_to_a_valid_submitit_job(hydra_conf: None, monke
     HydraConfig.instance().set_config(cfg)
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert isinstance(launcher, dict) and launcher["_target_"].endswith("SlurmLauncher")
-    assert (launcher["gpus_per_node"], launcher["tasks_per_node"], launcher["cpus_per_task"], launcher["mem_gb"],
-            launcher["timeout_min"], launcher["partition"], launcher["account"]) == (1, 1, 8, 32, 720, "gpu-test", None)
+    assert (
+        launcher["gpus_per_node"],
+        launcher["tasks_per_node"],
+        launcher["cpus_per_task"],
+        launcher["mem_gb"],
+        launcher["timeout_min"],
+        launcher["partition"],
+        launcher["account"],
+    ) == (1, 1, 8, 32, 720, "gpu-test", None)
 
     # The parameters as SlurmLauncher.launch hands them to submitit, which rejects unknown names.
     base = set(OmegaConf.structured(BaseQueueConf).keys())
-    params = {k if k in base else f"slurm_{k}": v for k, v in launcher.items()
-              if k not in ("_target_", "submitit_folder", "max_num_timeout")}
+    params = {
+        k if k in base else f"slurm_{k}": v
+        for k, v in launcher.items()
+        if k not in ("_target_", "submitit_folder", "max_num_timeout")
+    }
     executor = submitit.AutoExecutor(folder=tmp_path, cluster="slurm")
     executor.update_parameters(**params)
     script = executor._executor._make_submission_file_text("python -m job", "uid")
-    for line in ("#SBATCH --gpus-per-node=1", "#SBATCH --partition=gpu-test", "#SBATCH --cpus-per-task=8",
-                 "#SBATCH --mem=32GB", "#SBATCH --time=720", 'cd "$SLURM_SUBMIT_DIR" || exit 1'):
+    for line in (
+        "#SBATCH --gpus-per-node=1",
+        "#SBATCH --partition=gpu-test",
+        "#SBATCH --cpus-per-task=8",
+        "#SBATCH --mem=32GB",
+        "#SBATCH --time=720",
+        'cd "$SLURM_SUBMIT_DIR" || exit 1',
+    ):
         assert line in script
 
 
@@ -174,13 +236,29 @@ def test_local_launcher_is_joblib_with_two_workers(hydra_conf: None) -> None:
 
 # ------------------------------------------------------------------------------------ real sweeps
 needs_rte = pytest.mark.skipif(not (SHARED_DATA / "glue" / "RTE").is_dir(), reason=f"no RTE files under {SHARED_DATA}")
-SMOKE = ["model=tiny_bert", "task=rte", "pruner=magnitude,snip", "sparsity=0.5,0.6", "trainer.max_steps=3",
-         "trainer.epochs=1", "task.max_train_examples=64", "task.max_eval_examples=32", "progress=false"]
+SMOKE = [
+    "model=tiny_bert",
+    "task=rte",
+    "pruner=magnitude,snip",
+    "sparsity=0.5,0.6",
+    "trainer.max_steps=3",
+    "trainer.epochs=1",
+    "task.max_train_examples=64",
+    "task.max_eval_examples=32",
+    "progress=false",
+]
 
 
 def sweep_command(results: Path) -> list[str]:
-    return [sys.executable, "-m", "seven_bench.cli", "-m", *SMOKE, f"results_dir={results}",
-            f"hydra.sweep.dir={results / 'multirun'}"]
+    return [
+        sys.executable,
+        "-m",
+        "seven_bench.cli",
+        "-m",
+        *SMOKE,
+        f"results_dir={results}",
+        f"hydra.sweep.dir={results / 'multirun'}",
+    ]
 
 
 def records(results: Path) -> dict[str, bytes]:
@@ -203,8 +281,9 @@ def test_sweep_resumes_after_a_kill_and_reruns_only_failed_or_missing_cells(tmp_
     results = tmp_path / "results"
     command = sweep_command(results)
 
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 240
     try:
         while not records(results) and proc.poll() is None and time.monotonic() < deadline:
@@ -265,8 +344,9 @@ def test_prepare_writes_glue_tsvs_that_the_reader_reads_back(tmp_path: Path, tas
         back = read_glue(task, split, tmp_path)
         hub_a, hub_b = spec.hub_columns
         assert [e["text_a"] for e in back] == [r[hub_a] for r in rows]
-        assert [e["text_b"] for e in back] == [r[hub_b].replace("\t", " ").replace("\n", " ") if hub_b else None
-                                               for r in rows]
+        assert [e["text_b"] for e in back] == [
+            r[hub_b].replace("\t", " ").replace("\n", " ") if hub_b else None for r in rows
+        ]
         assert [e["label"] for e in back] == [r["label"] for r in rows]
 
     first_line = (tmp_path / "glue" / spec.directory / "train.tsv").read_bytes().split(b"\n", 1)[0]
@@ -277,8 +357,9 @@ def test_prepare_writes_glue_tsvs_that_the_reader_reads_back(tmp_path: Path, tas
         assert first_line == (b"\xef\xbb\xbf" if task == "mrpc" else b"") + header
 
 
-def test_prepare_dry_run_and_offline_failures_say_one_line_per_item(tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_prepare_dry_run_and_offline_failures_say_one_line_per_item(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from seven_bench.prepare import main, write_glue_split
 
     write_glue_split("rte", _fake_hub_split("rte", 3), tmp_path / "glue" / "RTE" / "train.tsv")
@@ -287,8 +368,12 @@ def test_prepare_dry_run_and_offline_failures_say_one_line_per_item(tmp_path: Pa
 
     assert main([*args, "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split()[:3] for line in out] == [["present", "model", "tiny_clip"], ["present", "task", "rte"],
-                                                  ["fetch", "task", "qnli"], ["missing", "task", "imagenet"]]
+    assert [line.split()[:3] for line in out] == [
+        ["present", "model", "tiny_clip"],
+        ["present", "task", "rte"],
+        ["fetch", "task", "qnli"],
+        ["missing", "task", "imagenet"],
+    ]
 
     assert main(args) == 1  # HF_HUB_OFFLINE=1 (conftest): the hub items fail at once, with the reason
     captured = capsys.readouterr()

@@ -62,19 +62,33 @@ def make_record(
             "pruner": {"name": pruner, "timing": timing, **pruner_options},
             "sparsity": sparsity,
             "seed": seed,
-            "trainer": {"optimizer": optimizer, "lr": 2e-5, "batch_size": 32, "epochs": 3, "max_steps": None,
-                        "recipe": "test"},
+            "trainer": {
+                "optimizer": optimizer,
+                "lr": 2e-5,
+                "batch_size": 32,
+                "epochs": 3,
+                "max_steps": None,
+                "recipe": "test",
+            },
         },
-        "metrics": None if failed else {
-            "per_epoch": [{"epoch": 1, "step": 78, "dev": {metric: value - 0.02}},
-                          {"epoch": 2, "step": 156, "dev": {metric: value}}],
+        "metrics": None
+        if failed
+        else {
+            "per_epoch": [
+                {"epoch": 1, "step": 78, "dev": {metric: value - 0.02}},
+                {"epoch": 2, "step": 156, "dev": {metric: value}},
+            ],
             "reported_split": "dev",
             "reported_metric": metric,
             "reported_value": value,
             "best_value": value,
         },
-        "sparsity": {"target": sparsity, "achieved": sparsity if achieved is None else achieved,
-                     "prunable_weights": 1000, "per_layer": {}},
+        "sparsity": {
+            "target": sparsity,
+            "achieved": sparsity if achieved is None else achieved,
+            "prunable_weights": 1000,
+            "per_layer": {},
+        },
         "timing": {"prune_seconds": 1.5, "train_seconds": 10.0},
         "env": {"git_commit": "abc123", "versions": {}, "device": "cpu"},
         "warnings": [],
@@ -161,8 +175,7 @@ def test_missing_cells_render_as_dash_and_are_listed(baselines: pd.DataFrame) ->
     assert ("SEVEN-pre", "RTE@60") not in view.missing
     assert len(view.missing) == 63 - 1
     assert list(view.ours.index[:3]) == ["Full BERT-base", "Random", "One-shot"]
-    assert list(view.ours.columns) == ["STS-B@50", "WNLI@90", "QNLI@70", "MRPC@50", "RTE@60", "SST-2@60",
-                                       "CoLA@50"]
+    assert list(view.ours.columns) == ["STS-B@50", "WNLI@90", "QNLI@70", "MRPC@50", "RTE@60", "SST-2@60", "CoLA@50"]
     markdown = tables.render_markdown(view)
     assert "## Missing cells (62)" in markdown
     assert "- Random: STS-B@50, WNLI@90, QNLI@70, MRPC@50, RTE@60, SST-2@60, CoLA@50" in markdown
@@ -188,8 +201,10 @@ def test_extra_columns_and_methods_come_after_the_papers(baselines: pd.DataFrame
 
 def test_notes_flag_sparsity_shortfall_metric_and_config_mismatch(baselines: pd.DataFrame) -> None:
     short = seeds([0.72], pruner="seven_dyn", timing="dyn", achieved=0.555)
-    mixed = [make_record(task="qnli", sparsity=0.7, seed=0), make_record(task="qnli", sparsity=0.7, seed=1,
-                                                                         resurrection=True)]
+    mixed = [
+        make_record(task="qnli", sparsity=0.7, seed=0),
+        make_record(task="qnli", sparsity=0.7, seed=1, resurrection=True),
+    ]
     wrong_metric = make_record(task="mrpc", sparsity=0.5)
     wrong_metric["metrics"]["reported_metric"] = "f1"
     frame = records_frame(short + mixed + [wrong_metric])
@@ -201,8 +216,11 @@ def test_notes_flag_sparsity_shortfall_metric_and_config_mismatch(baselines: pd.
 
 
 def test_latex_escapes_and_uses_booktabs() -> None:
-    table = pd.DataFrame([["71.00 ± 1.00 (3)", MISSING]], index=pd.Index(["SEVEN-pre [tiny_bert]"], name="Method"),
-                         columns=["RTE@60", "CoLA@50"])
+    table = pd.DataFrame(
+        [["71.00 ± 1.00 (3)", MISSING]],
+        index=pd.Index(["SEVEN-pre [tiny_bert]"], name="Method"),
+        columns=["RTE@60", "CoLA@50"],
+    )
     tex = latex_table(table, "Table II: 60% sparsity", "tab:x")
     assert r"71.00 $\pm$ 1.00 (3) & --" in tex
     assert r"SEVEN-pre [tiny\_bert]" in tex and r"60\% sparsity" in tex
@@ -241,8 +259,11 @@ def test_table_keys(options: dict[str, Any], expected: list[str]) -> None:
         (dict(), "seven_pre", "SEVEN-pre"),
         (dict(pruner="none", timing="none", sparsity=0.0), "dense", "Dense"),
         (dict(correction="m_only"), "seven_pre[correction=m_only]", "SEVEN-pre (correction=m_only)"),
-        (dict(first_moment="signed", correction="none"), "seven_pre[first_moment=signed,correction=none]",
-         "SEVEN-pre (first_moment=signed,correction=none)"),
+        (
+            dict(first_moment="signed", correction="none"),
+            "seven_pre[first_moment=signed,correction=none]",
+            "SEVEN-pre (first_moment=signed,correction=none)",
+        ),
         (dict(optimizer="lion"), "seven_pre_lion", "SEVEN-pre-Lion"),
         (dict(pruner="lth", optimizer="lion"), "lth_lion", "Lottery Ticket (Lion)"),
         (dict(pruner="platon", timing="dyn", variant="seven_repo"), "platon[seven_repo]", None),
@@ -263,14 +284,18 @@ def test_paper_labels_per_table() -> None:
 
 
 def test_ablation_and_lion_rows_land_in_their_tables(baselines: pd.DataFrame) -> None:
-    records = (seeds([0.90], model="clip", task="cifar10", sparsity=0.7, correction="m_only")
-               + seeds([0.66], optimizer="lion"))
+    records = seeds([0.90], model="clip", task="cifar10", sparsity=0.7, correction="m_only") + seeds(
+        [0.66], optimizer="lion"
+    )
     frame = records_frame(records)
     table4 = build_table("table4", frame, baselines)
     assert table4.ours.loc["SEVEN-pre (correction=m_only)", "CIFAR10@70"] == "90.00 (1)"
-    assert list(table4.ours.index[:4]) == ["SEVEN-pre variant a (label stripped)",
-                                           "SEVEN-pre variant b (label stripped)",
-                                           "SEVEN-pre variant c (label stripped)", "SEVEN-pre"]
+    assert list(table4.ours.index[:4]) == [
+        "SEVEN-pre variant a (label stripped)",
+        "SEVEN-pre variant b (label stripped)",
+        "SEVEN-pre variant c (label stripped)",
+        "SEVEN-pre",
+    ]
     table5 = build_table("table5", frame, baselines)
     assert table5.versus.loc["SEVEN-pre-Lion", "RTE@60"] == "66.00 vs 66.30 (-0.30)"
     assert (build_table("table2", frame, baselines).long["n"] == 0).all()  # neither feeds Table II
@@ -281,9 +306,12 @@ def test_ablation_and_lion_rows_land_in_their_tables(baselines: pd.DataFrame) ->
 
 def test_main_writes_every_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = tmp_path / "results"
-    write_records(results, seeds([0.70, 0.71, 0.72]) + seeds([0.95, 0.96], model="clip", task="cifar10",
-                                                              sparsity=0.8)
-                  + [make_record(seed=5, status="failed", value=None)])
+    write_records(
+        results,
+        seeds([0.70, 0.71, 0.72])
+        + seeds([0.95, 0.96], model="clip", task="cifar10", sparsity=0.8)
+        + [make_record(seed=5, status="failed", value=None)],
+    )
     (results / "runs" / "broken").mkdir()
     (results / "runs" / "broken" / "record.json").write_text("{not json")
 
@@ -328,12 +356,31 @@ def test_schedule_plots_one_file_per_dynamic_run(tmp_path):
     from seven_bench.tables import plot_schedules
 
     def record(name, cell, trajectory, status="ok"):
-        return {"status": status, "cell_hash": cell, "pruner": {"trajectory": trajectory},
-                "spec": {"model": {"name": "tiny_bert"}, "task": {"name": "rte"}, "pruner": {"name": name}, "sparsity": 0.5}}
+        return {
+            "status": status,
+            "cell_hash": cell,
+            "pruner": {"trajectory": trajectory},
+            "spec": {
+                "model": {"name": "tiny_bert"},
+                "task": {"name": "rte"},
+                "pruner": {"name": name},
+                "sparsity": 0.5,
+            },
+        }
 
     steps = [{"step": s, "target_keep": 1 - 0.1 * s, "achieved_keep": 1 - 0.1 * s} for s in range(1, 6)]
     soft = [{"step": s, "target_keep": None, "achieved_keep": 0.9} for s in range(1, 4)]
-    written = plot_schedules([record("seven_dyn", "aaa", steps), record("soft_movement", "bbb", soft),
-                              record("snip", "ccc", []), record("platon", "ddd", steps, status="failed")], tmp_path)
-    assert [p.name for p in written] == ["schedule_tiny_bert_rte_seven_dyn_aaa.png", "schedule_tiny_bert_rte_soft_movement_bbb.png"]
+    written = plot_schedules(
+        [
+            record("seven_dyn", "aaa", steps),
+            record("soft_movement", "bbb", soft),
+            record("snip", "ccc", []),
+            record("platon", "ddd", steps, status="failed"),
+        ],
+        tmp_path,
+    )
+    assert [p.name for p in written] == [
+        "schedule_tiny_bert_rte_seven_dyn_aaa.png",
+        "schedule_tiny_bert_rte_soft_movement_bbb.png",
+    ]
     assert all(p.stat().st_size > 0 for p in written)

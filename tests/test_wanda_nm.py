@@ -59,10 +59,19 @@ def test_wanda_prunes_per_row_by_weight_times_input_norm():
 
 
 def test_blocks_are_calibrated_in_order_and_the_pooler_last():
-    names = ["enc.layer.1.q.weight", "pooler.dense.weight", "enc.layer.0.q.weight", "enc.layer.10.q.weight",
-             "enc.layer.0.k.weight"]
-    assert block_groups(names) == [["enc.layer.0.q.weight", "enc.layer.0.k.weight"], ["enc.layer.1.q.weight"],
-                                   ["enc.layer.10.q.weight"], ["pooler.dense.weight"]]
+    names = [
+        "enc.layer.1.q.weight",
+        "pooler.dense.weight",
+        "enc.layer.0.q.weight",
+        "enc.layer.10.q.weight",
+        "enc.layer.0.k.weight",
+    ]
+    assert block_groups(names) == [
+        ["enc.layer.0.q.weight", "enc.layer.0.k.weight"],
+        ["enc.layer.1.q.weight"],
+        ["enc.layer.10.q.weight"],
+        ["pooler.dense.weight"],
+    ]
 
 
 def test_row_selection_keeps_the_same_count_in_every_row():
@@ -89,15 +98,20 @@ def test_nm_fixes_the_sparsity_and_the_shape():
 
 
 def _cell(*overrides: str, model: str = "tiny_bert"):
-    from hydra import compose, initialize_config_dir
 
-    from seven_bench.cli import CONF_DIR
+    from seven_bench.conf import compose_config
     from seven_bench.spec import build_spec
 
-    smoke = [f"model={model}", "task=mrpc", "trainer.max_steps=2", "trainer.epochs=1", "task.max_train_examples=64",
-             "task.max_eval_examples=32", "progress=false"]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return build_spec(compose(config_name="config", overrides=[*smoke, *overrides]))
+    smoke = [
+        f"model={model}",
+        "task=mrpc",
+        "trainer.max_steps=2",
+        "trainer.epochs=1",
+        "task.max_train_examples=64",
+        "task.max_eval_examples=32",
+        "progress=false",
+    ]
+    return build_spec(compose_config([*smoke, *overrides]))
 
 
 @requires_shared_data()
@@ -126,8 +140,13 @@ def test_wanda_cell_through_the_cli_path(tmp_path):
 
 @pytest.mark.integration
 @requires_shared_data()
-@pytest.mark.parametrize("overrides", [["pruner=wanda", "sparsity=0.5", "pruner.nsamples=16"],
-                                       ["pruner=wanda", "sparsity=0.5", "pruner.nsamples=16", "pruner.selection=nm"]])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["pruner=wanda", "sparsity=0.5", "pruner.nsamples=16"],
+        ["pruner=wanda", "sparsity=0.5", "pruner.nsamples=16", "pruner.selection=nm"],
+    ],
+)
 def test_wanda_and_nm_on_minilm(overrides, tmp_path):
     from seven_bench.run import run_cell
 

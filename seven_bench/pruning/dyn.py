@@ -31,8 +31,18 @@ class DynPruner(Pruner):
     timing = "dyn"
     variant = "original"
 
-    def __init__(self, name: str, density: float, plan: Plan, criterion: Criterion, *, selection: str = "global",
-                 count_rule: str = "floor_ties", regrow: bool = False, target_set: TargetSet | None = None):
+    def __init__(
+        self,
+        name: str,
+        density: float,
+        plan: Plan,
+        criterion: Criterion,
+        *,
+        selection: str = "global",
+        count_rule: str = "floor_ties",
+        regrow: bool = False,
+        target_set: TargetSet | None = None,
+    ):
         super().__init__(density)
         self.name = name
         self.plan = plan
@@ -56,11 +66,15 @@ class DynPruner(Pruner):
 
     def prepare(self, ctx: PruneContext) -> None:
         self.targets = self.target_set(ctx) if self.target_set else dict(ctx.prunable)
-        self._others = {n: torch.ones_like(p, dtype=torch.bool) for n, p in ctx.prunable.items() if n not in self.targets}
+        self._others = {
+            n: torch.ones_like(p, dtype=torch.bool) for n, p in ctx.prunable.items() if n not in self.targets
+        }
         self._prunable_names = list(ctx.prunable)
         self.warnings += self.plan.prepare(ctx.total_steps, self.name)
         self._trajectory.plan(self.plan.span)
-        self.own_masks = None if self.regrow else {n: torch.ones_like(p, dtype=torch.bool) for n, p in self.targets.items()}
+        self.own_masks = (
+            None if self.regrow else {n: torch.ones_like(p, dtype=torch.bool) for n, p in self.targets.items()}
+        )
         self.masks = None if self.regrow else self._expose(self.own_masks)
 
     def _expose(self, own: Masks) -> Masks:
@@ -81,8 +95,12 @@ class DynPruner(Pruner):
             self.criterion.update(decision.t, {n: p.detach() for n, p in self.targets.items()}, signal)
         if decision.cut:
             assert decision.ratio is not None
-            own = SELECTIONS[self.selection](self.criterion.scores(), decision.ratio,
-                                             None if self.regrow else self.own_masks, count_rule=self.count_rule)
+            own = SELECTIONS[self.selection](
+                self.criterion.scores(),
+                decision.ratio,
+                None if self.regrow else self.own_masks,
+                count_rule=self.count_rule,
+            )
             if not self.regrow:
                 self.criterion.forget(own)
             for n, p in self.targets.items():
@@ -98,9 +116,15 @@ class DynPruner(Pruner):
             self._trajectory.add(step, decision.ratio, kept_fraction(self.own_masks))
 
     def summary(self) -> dict[str, Any]:
-        return {"variant": self.variant, **self.plan.summary(), "selection": self.selection,
-                "count_rule": self.count_rule, "regrowth": self.regrow, "trajectory": self.trajectory,
-                "warnings": self.warnings}
+        return {
+            "variant": self.variant,
+            **self.plan.summary(),
+            "selection": self.selection,
+            "count_rule": self.count_rule,
+            "regrowth": self.regrow,
+            "trajectory": self.trajectory,
+            "warnings": self.warnings,
+        }
 
 
 class SevenDyn(DynPruner):
@@ -108,11 +132,26 @@ class SevenDyn(DynPruner):
     window, update (m, v, S) with the gradient just used and the updated weights, then cut globally to
     r_k = d + (1-d)(1-(k+1)/T)^3. Pruned S is zeroed and pruned W is 0: no resurrection."""
 
-    def __init__(self, density: float, start: int, window: int, alpha1: float, alpha2: float, eps: float = 1e-9,
-                 first_moment: str = "abs", correction: str = "full", fit_schedule: bool = False,
-                 count_rule: str = "floor_ties"):
-        super().__init__("seven_dyn", density, SevenWindow(density, start, window, fit_schedule),
-                         Seven(alpha1, alpha2, eps, first_moment, correction), count_rule=count_rule)
+    def __init__(
+        self,
+        density: float,
+        start: int,
+        window: int,
+        alpha1: float,
+        alpha2: float,
+        eps: float = 1e-9,
+        first_moment: str = "abs",
+        correction: str = "full",
+        fit_schedule: bool = False,
+        count_rule: str = "floor_ties",
+    ):
+        super().__init__(
+            "seven_dyn",
+            density,
+            SevenWindow(density, start, window, fit_schedule),
+            Seven(alpha1, alpha2, eps, first_moment, correction),
+            count_rule=count_rule,
+        )
 
     def summary(self) -> dict[str, Any]:
         out = super().summary()

@@ -16,9 +16,17 @@ from seven_bench.pruning.selection import resolve_count_rule
 
 
 class Gmp(DynPruner):
-    def __init__(self, density: float, warmup_steps: int, initial_warmup: float, final_warmup: float,
-                 selection: str = "global", update_frequency: int = 1, fit_schedule: bool = False,
-                 count_rule: str = "floor"):
+    def __init__(
+        self,
+        density: float,
+        warmup_steps: int,
+        initial_warmup: float,
+        final_warmup: float,
+        selection: str = "global",
+        update_frequency: int = 1,
+        fit_schedule: bool = False,
+        count_rule: str = "floor",
+    ):
         plan = GmpTiming(warmup_steps, initial_warmup, final_warmup, density, update_frequency, fit_schedule)
         super().__init__("gmp", density, plan, Magnitude(), selection=selection, count_rule=count_rule)
 
@@ -31,6 +39,13 @@ class Gmp(DynPruner):
 def build_gmp(cfg: Mapping[str, Any], density: float, seed: int) -> Gmp:
     if str(cfg.get("variant", "original")) != "original":
         raise UserError("pruner=gmp has no seven_repo variant (the SEVEN repo has no magnitude baseline)")
-    return Gmp(density, cfg.get("warmup_steps"), float(cfg["initial_warmup"]), float(cfg["final_warmup"]),
-               str(cfg.get("selection", "global")), int(cfg.get("update_frequency", 1)),
-               bool(cfg.get("fit_schedule", False)), resolve_count_rule(cfg.get("count_rule"), "gmp"))
+    return Gmp(
+        density,
+        cfg.get("warmup_steps"),
+        float(cfg["initial_warmup"]),
+        float(cfg["final_warmup"]),
+        str(cfg.get("selection", "global")),
+        int(cfg.get("update_frequency", 1)),
+        bool(cfg.get("fit_schedule", False)),
+        resolve_count_rule(cfg.get("count_rule"), "gmp"),
+    )

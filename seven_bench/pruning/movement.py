@@ -33,74 +33,12 @@ from torch.nn.utils import parametrize
 
 from seven_bench.errors import UserError
 from seven_bench.pruning.base import Masks, PruneContext, Pruner, kept_fraction, owning_modules
+from seven_bench.pruning.binarizers import MIN_KEEP_FRACTION as MIN_KEEP_FRACTION
+from seven_bench.pruning.binarizers import MaskedWeight, ThresholdBinarizer, TopKBinarizer, threshold_mask, topk_mask
+from seven_bench.pruning.binarizers import global_score_threshold as global_score_threshold
 from seven_bench.pruning.plans import CubicPlan, CubicWarmups, Trajectory
-from seven_bench.pruning.selection import check_rule, resolve_count_rule, select_flat
+from seven_bench.pruning.selection import check_rule, resolve_count_rule
 from seven_bench.pruning.seven_repo import build_seven_repo, variant
-
-MIN_KEEP_FRACTION = 0.005  # ThresholdBinarizer keeps at least int(0.005 * n) + 1 entries per tensor
-
-
-def topk_mask(scores: torch.Tensor, keep_ratio: float, count_rule: str = "floor") -> torch.Tensor:
-    """TopKBinarizer: the int(r * n) largest scores of one tensor (bool; ties broken by position)."""
-    return select_flat(scores.detach().reshape(-1).float(), keep_ratio, count_rule).view(scores.shape)
-
-
-def threshold_mask(scores: torch.Tensor, threshold: float, sigmoid: bool) -> torch.Tensor:
-    """ThresholdBinarizer: S > tau (or sigmoid(S) > tau); if fewer than int(0.005 n) + 1 survive, keep the
-    entries above the (n - nb_min)-th smallest score instead (bool)."""
-    s = scores.detach()
-    n = s.numel()
-    nb_min = int(MIN_KEEP_FRACTION * n) + 1
-    mask = (torch.sigmoid(s) > threshold) if sigmoid else (s > threshold)
-    if int(mask.sum()) < nb_min:
-        k_threshold = s.reshape(-1).kthvalue(max(n - nb_min, 1)).values
-        mask = s > k_threshold
-    return mask
-
-
-def global_score_threshold(scores: list[torch.Tensor], keep_ratio: float) -> float:
-    """The original's global TopK value: kthvalue(max(n - (int(n r) + 1), 1)) of all scores."""
-    concat = torch.cat([s.detach().reshape(-1).float() for s in scores])
-    n = concat.numel()
-    kth = max(n - (int(n * keep_ratio) + 1), 1)
-    return float(concat.kthvalue(kth).values.item())
-
-
-class TopKBinarizer(torch.autograd.Function):
-    """M = TopK(S, r) forward, identity backward (straight-through)."""
-
-    @staticmethod
-    def forward(ctx: Any, scores: torch.Tensor, keep_ratio: float, count_rule: str) -> torch.Tensor:  # type: ignore[override]
-        return topk_mask(scores, keep_ratio, count_rule).to(scores.dtype)
-
-    @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
-        return grad_output, None, None
-
-
-class ThresholdBinarizer(torch.autograd.Function):
-    """M = 1[S > tau] (or 1[sigmoid(S) > tau]) with the 0.5% floor, identity backward (straight-through)."""
-
-    @staticmethod
-    def forward(ctx: Any, scores: torch.Tensor, threshold: float, sigmoid: bool) -> torch.Tensor:  # type: ignore[override]
-        return threshold_mask(scores, threshold, sigmoid).to(scores.dtype)
-
-    @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
-        return grad_output, None, None
-
-
-class MaskedWeight(nn.Module):
-    """The parametrization: W -> W * M(S), M from the owning pruner (which holds S outside the model, so
-    the scores are not model parameters and get their own optimizer group)."""
-
-    def __init__(self, owner: "_LearnedScorePruner", target: str):
-        super().__init__()
-        self.owner = owner  # a plain object, not registered as a submodule
-        self.target = target
-
-    def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight * self.owner.forward_mask(self.target, self.training).to(weight.dtype)
 
 
 class _LearnedScorePruner(Pruner):
@@ -110,11 +48,22 @@ class _LearnedScorePruner(Pruner):
     timing = "dyn"
     variant = "original"
 
-    def __init__(self, density: float, warmup_steps: int, initial_warmup: float, final_warmup: float,
-                 scores_lr: float, mask_init: float, fit_schedule: bool, initial_value: float, final_value: float):
+    def __init__(
+        self,
+        density: float,
+        warmup_steps: int,
+        initial_warmup: float,
+        final_warmup: float,
+        scores_lr: float,
+        mask_init: float,
+        fit_schedule: bool,
+        initial_value: float,
+        final_value: float,
+    ):
         super().__init__(density)
-        self.schedule = CubicWarmups(warmup_steps, initial_warmup, final_warmup, initial_value, final_value,
-                                     fit_schedule, self.name)
+        self.schedule = CubicWarmups(
+            warmup_steps, initial_warmup, final_warmup, initial_value, final_value, fit_schedule, self.name
+        )
         self.initial_value, self.final_value = float(initial_value), float(final_value)
         self._trajectory = Trajectory()
         self.warnings: list[str] = []
@@ -144,14 +93,17 @@ class _LearnedScorePruner(Pruner):
         if plan.t_i + plan.t_f >= plan.total:
             self.warnings.append(
                 f"{self.name}: the training forward does not reach the final value within the cell; as in the "
-                f"original's evaluation, the final mask (at {plan.final}) is still what is evaluated and baked in")
+                f"original's evaluation, the final mask (at {plan.final}) is still what is evaluated and baked in"
+            )
         return plan
 
     def prepare(self, ctx: PruneContext) -> None:
         self._plan(ctx)
         self._prunable = dict(ctx.prunable)
-        self.scores = {n: nn.Parameter(torch.full(p.shape, self.mask_init, dtype=torch.float32, device=p.device))
-                       for n, p in ctx.prunable.items()}
+        self.scores = {
+            n: nn.Parameter(torch.full(p.shape, self.mask_init, dtype=torch.float32, device=p.device))
+            for n, p in ctx.prunable.items()
+        }
         self._owners = owning_modules(ctx.model, ctx.prunable)
         for name, (module, attr) in self._owners.items():
             parametrize.register_parametrization(module, attr, MaskedWeight(self, name), unsafe=True)
@@ -226,10 +178,20 @@ class _LearnedScorePruner(Pruner):
         return masks
 
     def summary(self) -> dict[str, Any]:
-        out = {"variant": self.variant, **self.schedule.summary(), "trajectory": self.trajectory,
-               "warnings": self.warnings}
-        out.update(scores_lr=self.scores_lr, mask_init=self.mask_init, finalized=self.finalized,
-                   hook="torch.nn.utils.parametrize", eval_uses_final_value=True, regrowth=True)
+        out = {
+            "variant": self.variant,
+            **self.schedule.summary(),
+            "trajectory": self.trajectory,
+            "warnings": self.warnings,
+        }
+        out.update(
+            scores_lr=self.scores_lr,
+            mask_init=self.mask_init,
+            finalized=self.finalized,
+            hook="torch.nn.utils.parametrize",
+            eval_uses_final_value=True,
+            regrowth=True,
+        )
         return out
 
 
@@ -238,18 +200,40 @@ class Movement(_LearnedScorePruner):
 
     name = "movement"
 
-    def __init__(self, density: float, warmup_steps: int, initial_warmup: float, final_warmup: float, *,
-                 selection: str = "layer", scores_lr: float = 1e-2, mask_init: float = 0.0,
-                 global_topk_frequency: int = 25, fit_schedule: bool = False, initial_ratio: float = 1.0,
-                 count_rule: str = "floor"):
+    def __init__(
+        self,
+        density: float,
+        warmup_steps: int,
+        initial_warmup: float,
+        final_warmup: float,
+        *,
+        selection: str = "layer",
+        scores_lr: float = 1e-2,
+        mask_init: float = 0.0,
+        global_topk_frequency: int = 25,
+        fit_schedule: bool = False,
+        initial_ratio: float = 1.0,
+        count_rule: str = "floor",
+    ):
         if selection not in ("layer", "global"):
             raise UserError(f"pruner.selection={selection!r}: choose layer (per-tensor TopK) or global")
         if selection == "global" and count_rule != "floor":
-            raise UserError("pruner.count_rule applies to movement's per-tensor TopK; selection=global compares the "
-                            "scores with the original's kthvalue threshold: leave count_rule=original")
+            raise UserError(
+                "pruner.count_rule applies to movement's per-tensor TopK; selection=global compares the "
+                "scores with the original's kthvalue threshold: leave count_rule=original"
+            )
         self.count_rule = check_rule(count_rule)
-        super().__init__(density, warmup_steps, initial_warmup, final_warmup, scores_lr, mask_init, fit_schedule,
-                         initial_ratio, density)
+        super().__init__(
+            density,
+            warmup_steps,
+            initial_warmup,
+            final_warmup,
+            scores_lr,
+            mask_init,
+            fit_schedule,
+            initial_ratio,
+            density,
+        )
         self.selection = selection
         self.global_topk_frequency = max(1, int(global_topk_frequency))
         self.global_threshold: float | None = None
@@ -298,13 +282,35 @@ class SoftMovement(_LearnedScorePruner):
 
     name = "soft_movement"
 
-    def __init__(self, density: float, warmup_steps: int, initial_warmup: float, final_warmup: float, *,
-                 final_threshold: float = 0.1, final_lambda: float = 400.0, initial_threshold: float = 0.0,
-                 scores_lr: float = 1e-2, mask_init: float = 0.0, fit_schedule: bool = False):
+    def __init__(
+        self,
+        density: float,
+        warmup_steps: int,
+        initial_warmup: float,
+        final_warmup: float,
+        *,
+        final_threshold: float = 0.1,
+        final_lambda: float = 400.0,
+        initial_threshold: float = 0.0,
+        scores_lr: float = 1e-2,
+        mask_init: float = 0.0,
+        fit_schedule: bool = False,
+    ):
         if not 0.0 < final_threshold < 1.0:
-            raise UserError(f"pruner.final_threshold={final_threshold} must be in (0, 1): it is compared with sigmoid(S)")
-        super().__init__(density, warmup_steps, initial_warmup, final_warmup, scores_lr, mask_init, fit_schedule,
-                         initial_threshold, final_threshold)
+            raise UserError(
+                f"pruner.final_threshold={final_threshold} must be in (0, 1): it is compared with sigmoid(S)"
+            )
+        super().__init__(
+            density,
+            warmup_steps,
+            initial_warmup,
+            final_warmup,
+            scores_lr,
+            mask_init,
+            fit_schedule,
+            initial_threshold,
+            final_threshold,
+        )
         self.final_lambda = float(final_lambda)
 
     @property
@@ -335,8 +341,13 @@ class SoftMovement(_LearnedScorePruner):
 
     def summary(self) -> dict[str, Any]:
         out = super().summary()
-        out.update(method="sigmoied_threshold", final_threshold=self.final_value, final_lambda=self.final_lambda,
-                   initial_threshold=self.initial_value, sparsity_control="indirect (final_threshold, final_lambda)")
+        out.update(
+            method="sigmoied_threshold",
+            final_threshold=self.final_value,
+            final_lambda=self.final_lambda,
+            initial_threshold=self.initial_value,
+            sparsity_control="indirect (final_threshold, final_lambda)",
+        )
         if self.masks is not None:
             achieved = 1.0 - kept_fraction(self.masks)
             out["achieved_sparsity"] = achieved
@@ -345,29 +356,45 @@ class SoftMovement(_LearnedScorePruner):
                 out["warnings"] = list(out["warnings"]) + [
                     f"soft_movement controls sparsity only through final_threshold={self.final_value} and "
                     f"final_lambda={self.final_lambda}: it reached sparsity {achieved:.3f}, not the cell's target "
-                    f"{target:.3f}; the record's achieved sparsity is what counts"]
+                    f"{target:.3f}; the record's achieved sparsity is what counts"
+                ]
         return out
 
 
 def build_movement(cfg: Mapping[str, Any], density: float, seed: int) -> Pruner:
     if variant(cfg) == "seven_repo":
         return build_seven_repo("movement", cfg, density)
-    return Movement(density, cfg.get("warmup_steps"), float(cfg["initial_warmup"]), float(cfg["final_warmup"]),
-                    selection=str(cfg.get("selection", "layer")),
-                    scores_lr=float(cfg["mask_scores_learning_rate"]), mask_init=float(cfg.get("mask_scale", 0.0)),
-                    global_topk_frequency=int(cfg.get("global_topk_frequency", 25)),
-                    count_rule=resolve_count_rule(cfg.get("count_rule"), "movement"),
-                    fit_schedule=bool(cfg.get("fit_schedule", False)))
+    return Movement(
+        density,
+        cfg.get("warmup_steps"),
+        float(cfg["initial_warmup"]),
+        float(cfg["final_warmup"]),
+        selection=str(cfg.get("selection", "layer")),
+        scores_lr=float(cfg["mask_scores_learning_rate"]),
+        mask_init=float(cfg.get("mask_scale", 0.0)),
+        global_topk_frequency=int(cfg.get("global_topk_frequency", 25)),
+        count_rule=resolve_count_rule(cfg.get("count_rule"), "movement"),
+        fit_schedule=bool(cfg.get("fit_schedule", False)),
+    )
 
 
 def build_soft_movement(cfg: Mapping[str, Any], density: float, seed: int) -> Pruner:
     if variant(cfg) == "seven_repo":
         return build_seven_repo("soft_movement", cfg, density)
     if cfg.get("count_rule") not in (None, "original"):
-        raise UserError("pruner=soft_movement keeps sigmoid(S) > tau: no count rule applies (sparsity is indirect); "
-                        "leave count_rule=original")
-    return SoftMovement(density, cfg.get("warmup_steps"), float(cfg["initial_warmup"]), float(cfg["final_warmup"]),
-                        final_threshold=float(cfg["final_threshold"]), final_lambda=float(cfg["final_lambda"]),
-                        initial_threshold=float(cfg.get("initial_threshold", 0.0)),
-                        scores_lr=float(cfg["mask_scores_learning_rate"]), mask_init=float(cfg.get("mask_scale", 0.0)),
-                        fit_schedule=bool(cfg.get("fit_schedule", False)))
+        raise UserError(
+            "pruner=soft_movement keeps sigmoid(S) > tau: no count rule applies (sparsity is indirect); "
+            "leave count_rule=original"
+        )
+    return SoftMovement(
+        density,
+        cfg.get("warmup_steps"),
+        float(cfg["initial_warmup"]),
+        float(cfg["final_warmup"]),
+        final_threshold=float(cfg["final_threshold"]),
+        final_lambda=float(cfg["final_lambda"]),
+        initial_threshold=float(cfg.get("initial_threshold", 0.0)),
+        scores_lr=float(cfg["mask_scores_learning_rate"]),
+        mask_init=float(cfg.get("mask_scale", 0.0)),
+        fit_schedule=bool(cfg.get("fit_schedule", False)),
+    )

@@ -102,9 +102,11 @@ class SevenWindow(Plan):
             return []
         last_k = total_steps - 1 - self.start
         reached = 1.0 - self.ratio_at(last_k) if last_k >= 0 else 0.0
-        return [f"pruning window [{self.start}, {end}) outlasts the {total_steps} training steps: the schedule "
-                f"stops at sparsity {reached:.3f} instead of {1 - self.density:.3f} (pass pruner.fit_schedule=true "
-                f"to compress it)"]
+        return [
+            f"pruning window [{self.start}, {end}) outlasts the {total_steps} training steps: the schedule "
+            f"stops at sparsity {reached:.3f} instead of {1 - self.density:.3f} (pass pruner.fit_schedule=true "
+            f"to compress it)"
+        ]
 
     def decide(self, step: int) -> Decision:
         if not self.in_window(step):
@@ -113,8 +115,13 @@ class SevenWindow(Plan):
         return Decision(True, k + 1, self.ratio_at(k), True)
 
     def summary(self) -> dict[str, Any]:
-        return {"start": self.start, "window": self.window, "fit_schedule": self.fit_schedule,
-                "paper_start": self.paper_start, "paper_window": self.paper_window}
+        return {
+            "start": self.start,
+            "window": self.window,
+            "fit_schedule": self.fit_schedule,
+            "paper_start": self.paper_start,
+            "paper_window": self.paper_window,
+        }
 
 
 @dataclass(frozen=True)
@@ -129,12 +136,24 @@ class CubicPlan:
     final: float
 
     def at(self, t: int) -> float:
-        return cubic(t, total_steps=self.total, initial_warmup_steps=self.t_i, final_warmup_steps=self.t_f,
-                     initial_ratio=self.initial, final_ratio=self.final)
+        return cubic(
+            t,
+            total_steps=self.total,
+            initial_warmup_steps=self.t_i,
+            final_warmup_steps=self.t_f,
+            initial_ratio=self.initial,
+            final_ratio=self.final,
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"total_steps": self.total, "warmup_steps": self.warmup_steps, "t_i": self.t_i, "t_f": self.t_f,
-                "initial": self.initial, "final": self.final}
+        return {
+            "total_steps": self.total,
+            "warmup_steps": self.warmup_steps,
+            "t_i": self.t_i,
+            "t_f": self.t_f,
+            "initial": self.initial,
+            "final": self.final,
+        }
 
 
 def fit_warmups(warmup_steps: int, initial_warmup: float, final_warmup: float, total: int) -> int:
@@ -149,11 +168,21 @@ class CubicWarmups(Plan):
     """t_i = initial_warmup * warmup_steps, t_f = final_warmup * warmup_steps, T = the cell's steps; the
     value runs from `initial` to `final` (keep ratios, or soft movement's sigmoid thresholds)."""
 
-    def __init__(self, warmup_steps: int | None, initial_warmup: float, final_warmup: float, initial: float,
-                 final: float, fit_schedule: bool = False, name: str = "pruner"):
+    def __init__(
+        self,
+        warmup_steps: int | None,
+        initial_warmup: float,
+        final_warmup: float,
+        initial: float,
+        final: float,
+        fit_schedule: bool = False,
+        name: str = "pruner",
+    ):
         if warmup_steps is None or int(warmup_steps) < 0:
-            raise UserError(f"pruner={name} has no per-task warmup_steps for this task: pass "
-                            f"pruner.warmup_steps=<steps> (t_i = initial_warmup * warmup_steps)")
+            raise UserError(
+                f"pruner={name} has no per-task warmup_steps for this task: pass "
+                f"pruner.warmup_steps=<steps> (t_i = initial_warmup * warmup_steps)"
+            )
         self.warmup_steps = self.paper_warmup_steps = int(warmup_steps)
         self.initial_warmup, self.final_warmup = float(initial_warmup), float(final_warmup)
         self.initial, self.final = float(initial), float(final)
@@ -168,11 +197,15 @@ class CubicWarmups(Plan):
         self.plan = CubicPlan(total, self.warmup_steps, t_i, t_f, self.initial, self.final)
         self.last_step, self.span = total - 1, total
         if t_i >= total:
-            return [f"{name}: the cubic schedule starts after step t_i={t_i} but the cell trains {total} steps: "
-                    f"nothing is pruned (pass pruner.fit_schedule=true to compress the warm-ups)"]
+            return [
+                f"{name}: the cubic schedule starts after step t_i={t_i} but the cell trains {total} steps: "
+                f"nothing is pruned (pass pruner.fit_schedule=true to compress the warm-ups)"
+            ]
         if t_i + t_f >= total:
-            return [f"{name}: t_i={t_i} + t_f={t_f} leave no cubic ramp inside the {total} training steps: the "
-                    f"schedule jumps to its final value after step {t_i} (pass pruner.fit_schedule=true)"]
+            return [
+                f"{name}: t_i={t_i} + t_f={t_f} leave no cubic ramp inside the {total} training steps: the "
+                f"schedule jumps to its final value after step {t_i} (pass pruner.fit_schedule=true)"
+            ]
         return []
 
     def at(self, t: int) -> float:
@@ -180,9 +213,14 @@ class CubicWarmups(Plan):
         return self.plan.at(t)
 
     def summary(self) -> dict[str, Any]:
-        return {"schedule": "cubic_with_warmups", "plan": None if self.plan is None else self.plan.as_dict(),
-                "initial_warmup": self.initial_warmup, "final_warmup": self.final_warmup,
-                "paper_warmup_steps": self.paper_warmup_steps, "fit_schedule": self.fit_schedule}
+        return {
+            "schedule": "cubic_with_warmups",
+            "plan": None if self.plan is None else self.plan.as_dict(),
+            "initial_warmup": self.initial_warmup,
+            "final_warmup": self.final_warmup,
+            "paper_warmup_steps": self.paper_warmup_steps,
+            "fit_schedule": self.fit_schedule,
+        }
 
 
 class PlatonTiming(CubicWarmups):
@@ -190,8 +228,17 @@ class PlatonTiming(CubicWarmups):
     its counter before `optimizer.step()`): importance updated every step; a new mask at t % deltaT == 0
     inside the ramp and at every step of the final phase (`schedule_threshold_comb`)."""
 
-    def __init__(self, warmup_steps: int | None, initial_warmup: float, final_warmup: float, initial: float,
-                 final: float, delta_t: int, fit_schedule: bool = False, name: str = "platon"):
+    def __init__(
+        self,
+        warmup_steps: int | None,
+        initial_warmup: float,
+        final_warmup: float,
+        initial: float,
+        final: float,
+        delta_t: int,
+        fit_schedule: bool = False,
+        name: str = "platon",
+    ):
         super().__init__(warmup_steps, initial_warmup, final_warmup, initial, final, fit_schedule, name)
         if int(delta_t) < 1:
             raise UserError(f"pruner.deltaT={delta_t} must be >= 1")
@@ -218,8 +265,16 @@ class GmpTiming(CubicWarmups):
 
     record_every_step = True
 
-    def __init__(self, warmup_steps: int | None, initial_warmup: float, final_warmup: float, final: float,
-                 update_frequency: int = 1, fit_schedule: bool = False, name: str = "gmp"):
+    def __init__(
+        self,
+        warmup_steps: int | None,
+        initial_warmup: float,
+        final_warmup: float,
+        final: float,
+        update_frequency: int = 1,
+        fit_schedule: bool = False,
+        name: str = "gmp",
+    ):
         super().__init__(warmup_steps, initial_warmup, final_warmup, 1.0, final, fit_schedule, name)
         self.update_frequency = max(1, int(update_frequency))
         self._kept_ratio = 1.0

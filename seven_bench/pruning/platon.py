@@ -22,8 +22,9 @@ PLATON_PARAM_NAMES = ("attention.self", "attention.output.dense", "output.dense"
 
 def platon_param_set(model: nn.Module) -> dict[str, nn.Parameter]:
     """PLATON's prunable set: every trainable parameter whose name contains one of PLATON_PARAM_NAMES."""
-    return {n: p for n, p in model.named_parameters()
-            if p.requires_grad and any(key in n for key in PLATON_PARAM_NAMES)}
+    return {
+        n: p for n, p in model.named_parameters() if p.requires_grad and any(key in n for key in PLATON_PARAM_NAMES)
+    }
 
 
 class PlatonSensitivity:
@@ -50,16 +51,20 @@ class PlatonSensitivity:
         local, update_step = t % self.delta_t, t // self.delta_t
         for n, w in weights.items():
             if n not in self.ipt:
-                self.ipt[n], self.exp_avg_ipt[n], self.exp_avg_unc[n] = (torch.zeros_like(w, dtype=torch.float32)
-                                                                        for _ in range(3))
+                self.ipt[n], self.exp_avg_ipt[n], self.exp_avg_unc[n] = (
+                    torch.zeros_like(w, dtype=torch.float32) for _ in range(3)
+                )
             sens = (w.float() * signal[n].float()).abs_()
             if local == 0:
                 self.exp_avg_ipt[n].mul_(self.beta1).add_(self.ipt[n], alpha=1.0 - self.beta1)
                 if 0.0 < self.beta2 < 1.0:
-                    self.exp_avg_unc[n].mul_(self.beta2).add_((self.ipt[n] - self.exp_avg_ipt[n]).abs_(),
-                                                              alpha=1.0 - self.beta2)
+                    self.exp_avg_unc[n].mul_(self.beta2).add_(
+                        (self.ipt[n] - self.exp_avg_ipt[n]).abs_(), alpha=1.0 - self.beta2
+                    )
                 elif self.beta2 == 2.0:
-                    self.exp_avg_unc[n].mul_(update_step).add_((self.ipt[n] - self.exp_avg_ipt[n]).pow_(2)).div_(update_step + 1)
+                    self.exp_avg_unc[n].mul_(update_step).add_((self.ipt[n] - self.exp_avg_ipt[n]).pow_(2)).div_(
+                        update_step + 1
+                    )
                 self.ipt[n] = sens
             else:
                 self.ipt[n].mul_(local).add_(sens).div_(local + 1)
@@ -86,23 +91,45 @@ class Platon(DynPruner):
     The cut is the original's (`count_rule: original` = `kthvalue(int(n (1 - r)))` then `masked_fill(S < thr)`,
     one or two more than round(r n)); `count_rule: exact` keeps exactly round(r n)."""
 
-    def __init__(self, density: float, warmup_steps: int, initial_warmup: float, final_warmup: float, beta1: float,
-                 beta2: float, delta_t: int, prunable_set: str = "suite", fit_schedule: bool = False,
-                 initial_ratio: float = 1.0, count_rule: str = "kthvalue_ties"):
+    def __init__(
+        self,
+        density: float,
+        warmup_steps: int,
+        initial_warmup: float,
+        final_warmup: float,
+        beta1: float,
+        beta2: float,
+        delta_t: int,
+        prunable_set: str = "suite",
+        fit_schedule: bool = False,
+        initial_ratio: float = 1.0,
+        count_rule: str = "kthvalue_ties",
+    ):
         if prunable_set not in ("suite", "platon"):
-            raise UserError(f"pruner.prunable_set={prunable_set!r}: choose suite (the benchmark's set) or platon "
-                            f"(PLATON's own: {', '.join(PLATON_PARAM_NAMES)} weights and biases)")
+            raise UserError(
+                f"pruner.prunable_set={prunable_set!r}: choose suite (the benchmark's set) or platon "
+                f"(PLATON's own: {', '.join(PLATON_PARAM_NAMES)} weights and biases)"
+            )
         plan = PlatonTiming(warmup_steps, initial_warmup, final_warmup, initial_ratio, density, delta_t, fit_schedule)
-        super().__init__("platon", density, plan, PlatonSensitivity(beta1, beta2, delta_t), count_rule=count_rule,
-                         regrow=True, target_set=self._platon_set if prunable_set == "platon" else None)
+        super().__init__(
+            "platon",
+            density,
+            plan,
+            PlatonSensitivity(beta1, beta2, delta_t),
+            count_rule=count_rule,
+            regrow=True,
+            target_set=self._platon_set if prunable_set == "platon" else None,
+        )
         self.prunable_set = prunable_set
 
     @staticmethod
     def _platon_set(ctx: PruneContext) -> dict[str, nn.Parameter]:
         targets = platon_param_set(ctx.model)
         if not targets:
-            raise UserError("pruner.prunable_set=platon matches no parameter of this model (it names BERT "
-                            "modules: " + ", ".join(PLATON_PARAM_NAMES) + "): use prunable_set=suite")
+            raise UserError(
+                "pruner.prunable_set=platon matches no parameter of this model (it names BERT "
+                "modules: " + ", ".join(PLATON_PARAM_NAMES) + "): use prunable_set=suite"
+            )
         return targets
 
     # the criterion's state under the names PLATON's code uses
@@ -118,13 +145,22 @@ class Platon(DynPruner):
 
     def summary(self) -> dict[str, Any]:
         out = super().summary()
-        own_set: dict[str, Any] = {"tensors": len(self.targets),
-                                   "weights": int(sum(p.numel() for p in self.targets.values()))}
+        own_set: dict[str, Any] = {
+            "tensors": len(self.targets),
+            "weights": int(sum(p.numel() for p in self.targets.values())),
+        }
         if self.own_masks is not None:
             own_set["achieved_sparsity"] = 1.0 - kept_fraction(self.own_masks)
-        out.update(beta1=self.beta1, beta2=self.beta2, deltaT=self.delta_t, prunable_set=self.prunable_set,
-                   own_set=own_set, mask_updates=self.mask_updates, last_mask_step=self.last_mask_step,
-                   step_counter="t = step + 1 (MT-DNN updates)")
+        out.update(
+            beta1=self.beta1,
+            beta2=self.beta2,
+            deltaT=self.delta_t,
+            prunable_set=self.prunable_set,
+            own_set=own_set,
+            mask_updates=self.mask_updates,
+            last_mask_step=self.last_mask_step,
+            step_counter="t = step + 1 (MT-DNN updates)",
+        )
         warnings = list(out["warnings"])
         plan = self.plan.plan  # type: ignore[attr-defined]
         if plan is not None and self.last_mask_step is None:
@@ -133,11 +169,13 @@ class Platon(DynPruner):
             warnings.append(
                 f"platon: the last mask recomputation was at step {self.last_mask_step} of {plan.total}: weights "
                 f"zeroed then kept training (PLATON has no persistent mask), so the achieved sparsity is counted "
-                f"from exact zeros")
+                f"from exact zeros"
+            )
         if self.prunable_set == "platon":
             warnings.append(
                 "platon: prunable_set=platon prunes PLATON's own set (weights and biases, no pooler); "
-                "record.sparsity is over the suite's set, pruner.own_set.achieved_sparsity over PLATON's")
+                "record.sparsity is over the suite's set, pruner.own_set.achieved_sparsity over PLATON's"
+            )
         out["warnings"] = warnings
         return out
 
@@ -148,7 +186,16 @@ def build_platon(cfg: Mapping[str, Any], density: float, seed: int) -> Pruner:
 
     if variant(cfg) == "seven_repo":
         return build_seven_repo("platon", cfg, density)
-    return Platon(density, cfg.get("warmup_steps"), float(cfg["initial_warmup"]), float(cfg["final_warmup"]),
-                  float(cfg["beta1"]), float(cfg["beta2"]), int(cfg["deltaT"]), str(cfg.get("prunable_set", "suite")),
-                  bool(cfg.get("fit_schedule", False)), float(cfg.get("initial_ratio", 1.0)),
-                  resolve_count_rule(cfg.get("count_rule"), "platon"))
+    return Platon(
+        density,
+        cfg.get("warmup_steps"),
+        float(cfg["initial_warmup"]),
+        float(cfg["final_warmup"]),
+        float(cfg["beta1"]),
+        float(cfg["beta2"]),
+        int(cfg["deltaT"]),
+        str(cfg.get("prunable_set", "suite")),
+        bool(cfg.get("fit_schedule", False)),
+        float(cfg.get("initial_ratio", 1.0)),
+        resolve_count_rule(cfg.get("count_rule"), "platon"),
+    )

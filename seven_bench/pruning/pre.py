@@ -9,13 +9,15 @@ from typing import Any, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from seven_bench.pruning.base import Masks, PruneContext, Pruner, kept_fraction
+from seven_bench.pruning.base import PruneContext, Pruner, kept_fraction
 from seven_bench.pruning.criteria import Criterion
 from seven_bench.pruning.schedules import PreSchedule
 from seven_bench.pruning.selection import SELECTIONS, check_nm, check_rule, check_selection, nm_groups_ok, nm_topk
 
 
-def balanced_rows(batches: Iterator[dict[str, Any]], per_class: int, num_labels: int, max_batches: int = 200) -> list[dict[str, Any]]:
+def balanced_rows(
+    batches: Iterator[dict[str, Any]], per_class: int, num_labels: int, max_batches: int = 200
+) -> list[dict[str, Any]]:
     """Sub-batches holding `per_class` examples of every class (GraSP's samples_per_class). For
     regression, per_class * 10 examples in stream order."""
     counts = [0] * max(num_labels, 1)
@@ -46,10 +48,22 @@ def balanced_rows(batches: Iterator[dict[str, Any]], per_class: int, num_labels:
 class PrePruner(Pruner):
     timing = "pre"
 
-    def __init__(self, name: str, density: float, criterion: Criterion, schedule: PreSchedule, steps: int,
-                 batches_per_step: int = 1, selection: str = "global", resurrection: bool = False,
-                 grad_mode: str = "train", samples_per_class: int | None = None, temperature: float = 1.0,
-                 count_rule: str = "exact", nm: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        name: str,
+        density: float,
+        criterion: Criterion,
+        schedule: PreSchedule,
+        steps: int,
+        batches_per_step: int = 1,
+        selection: str = "global",
+        resurrection: bool = False,
+        grad_mode: str = "train",
+        samples_per_class: int | None = None,
+        temperature: float = 1.0,
+        count_rule: str = "exact",
+        nm: tuple[int, int] | None = None,
+    ):
         super().__init__(density)
         self.name = name
         self.criterion = criterion
@@ -81,8 +95,12 @@ class PrePruner(Pruner):
 
     def prepare(self, ctx: PruneContext) -> None:
         self.start(ctx)
-        for t in tqdm(range(1, self.steps + 1), desc=f"{self.name} scoring", disable=not ctx.progress or self.steps < 2,
-                      dynamic_ncols=True):
+        for t in tqdm(
+            range(1, self.steps + 1),
+            desc=f"{self.name} scoring",
+            disable=not ctx.progress or self.steps < 2,
+            dynamic_ncols=True,
+        ):
             self.step(ctx, t)
         self.finish(ctx)
 
@@ -102,8 +120,9 @@ class PrePruner(Pruner):
         self.criterion.update(t, weights, signal)
         del signal
         ratio = self.schedule(self.density, t, self.steps)
-        self.masks = self.select(self.criterion.scores(), ratio, None if self.resurrection else self.masks,
-                                 count_rule=self.count_rule)
+        self.masks = self.select(
+            self.criterion.scores(), ratio, None if self.resurrection else self.masks, count_rule=self.count_rule
+        )
         if not self.resurrection:
             self.criterion.forget(self.masks)
         with torch.no_grad():
@@ -122,8 +141,15 @@ class PrePruner(Pruner):
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.nm and self.masks is not None:
-            out = {"nm": f"{self.nm[0]}:{self.nm[1]}",
-                   "nm_valid": all(nm_groups_ok(mask, *self.nm) for mask in self.masks.values())}
-        return {**out, "scoring_steps": self.steps, "resurrection": self.resurrection, "selection": self.selection,
-                "count_rule": self.count_rule,
-                "trajectory": [{"step": s, "target_keep": r, "achieved_keep": k} for s, r, k in self.trajectory]}
+            out = {
+                "nm": f"{self.nm[0]}:{self.nm[1]}",
+                "nm_valid": all(nm_groups_ok(mask, *self.nm) for mask in self.masks.values()),
+            }
+        return {
+            **out,
+            "scoring_steps": self.steps,
+            "resurrection": self.resurrection,
+            "selection": self.selection,
+            "count_rule": self.count_rule,
+            "trajectory": [{"step": s, "target_keep": r, "achieved_keep": k} for s, r, k in self.trajectory],
+        }

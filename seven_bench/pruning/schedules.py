@@ -39,8 +39,15 @@ def seven_cubic(density: float, k: int, window: int) -> float:
     return density + (1.0 - density) * (1.0 - (k + 1) / window) ** 3
 
 
-def cubic(step: int, *, total_steps: int, initial_warmup_steps: int, final_warmup_steps: int,
-          initial_ratio: float, final_ratio: float) -> float:
+def cubic(
+    step: int,
+    *,
+    total_steps: int,
+    initial_warmup_steps: int,
+    final_warmup_steps: int,
+    initial_ratio: float,
+    final_ratio: float,
+) -> float:
     """Zhu & Gupta cubic with warm-ups as in movement pruning's `schedule_threshold` and PLATON's
     `schedule_threshold_comb`: r0 up to t_i, r_f after T - t_f, cubic in between."""
     if step <= initial_warmup_steps:
@@ -49,4 +56,4 @@ def cubic(step: int, *, total_steps: int, initial_warmup_steps: int, final_warmu
         return final_ratio
     span = total_steps - initial_warmup_steps - final_warmup_steps
     progress = 1.0 - (step - initial_warmup_steps) / span
-    return final_ratio + (initial_ratio - final_ratio) * progress ** 3
+    return final_ratio + (initial_ratio - final_ratio) * progress**3

@@ -41,9 +41,18 @@ class SevenState:
         return cls(torch.zeros_like(w), torch.zeros_like(w), torch.zeros_like(w))
 
 
-def seven_update_(state: SevenState, w: torch.Tensor, g: torch.Tensor, t: int, *, alpha1: float,
-                  alpha2: float, eps: float = 1e-9, first_moment: str = "abs",
-                  correction: str = "full") -> None:
+def seven_update_(
+    state: SevenState,
+    w: torch.Tensor,
+    g: torch.Tensor,
+    t: int,
+    *,
+    alpha1: float,
+    alpha2: float,
+    eps: float = 1e-9,
+    first_moment: str = "abs",
+    correction: str = "full",
+) -> None:
     """One SEVEN step, t = 1, 2, ... (bias-correction exponent).
 
     m <- a1 m + (1-a1) |g|  (code; `signed` uses g as the paper's text does)
@@ -62,7 +71,7 @@ def seven_update_(state: SevenState, w: torch.Tensor, g: torch.Tensor, t: int, *
     state.v.mul_(alpha2).add_(g_abs.square().mul_(1.0 - alpha2))
     step = g_abs.mul_(w) if w.dtype == g_abs.dtype else (w * g_abs)
     if correction in ("full", "m_only"):
-        step.mul_(state.m / (1.0 - alpha1 ** t))
+        step.mul_(state.m / (1.0 - alpha1**t))
     if correction in ("full", "v_only"):
-        step.div_((state.v / (1.0 - alpha2 ** t)).sqrt_().add_(eps))
+        step.div_((state.v / (1.0 - alpha2**t)).sqrt_().add_(eps))
     state.score.add_(step.abs_())

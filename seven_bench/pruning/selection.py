@@ -52,10 +52,21 @@ def check_rule(rule: str) -> str:
 # The count rule of each method's own code (`count_rule: original`); the SEVEN repository's
 # re-implementations ("<method>/seven_repo") use SEVEN's threshold function.
 ORIGINAL_COUNT_RULES = {
-    "random": "exact", "magnitude": "exact", "snip": "exact", "grasp": "kthvalue_ties", "iter_snip": "floor_ties",
-    "force": "floor_ties", "seven_pre": "floor_ties", "seven_dyn": "floor_ties", "platon": "kthvalue_ties",
-    "gmp": "floor", "movement": "floor", "wanda": "prune_floor", "platon/seven_repo": "floor_ties",
-    "movement/seven_repo": "floor_ties", "soft_movement/seven_repo": "floor_ties",
+    "random": "exact",
+    "magnitude": "exact",
+    "snip": "exact",
+    "grasp": "kthvalue_ties",
+    "iter_snip": "floor_ties",
+    "force": "floor_ties",
+    "seven_pre": "floor_ties",
+    "seven_dyn": "floor_ties",
+    "platon": "kthvalue_ties",
+    "gmp": "floor",
+    "movement": "floor",
+    "wanda": "prune_floor",
+    "platon/seven_repo": "floor_ties",
+    "movement/seven_repo": "floor_ties",
+    "soft_movement/seven_repo": "floor_ties",
 }
 
 
@@ -72,8 +83,10 @@ def check_nm(n: int, m: int, density: float) -> tuple[int, int]:
     if not 0 < n < m:
         raise UserError(f"pruner.n={n}, pruner.m={m}: N:M keeps n of every m weights, 0 < n < m (e.g. n=2 m=4)")
     if abs(density - n / m) > 1e-9:
-        raise UserError(f"pruner.selection=nm with n={n} m={m} prunes exactly {1 - n / m:g} of the weights: "
-                        f"pass sparsity={1 - n / m:g}")
+        raise UserError(
+            f"pruner.selection=nm with n={n} m={m} prunes exactly {1 - n / m:g} of the weights: "
+            f"pass sparsity={1 - n / m:g}"
+        )
     return n, m
 
 
@@ -108,7 +121,7 @@ def kth_largest(flat: torch.Tensor, k: int) -> torch.Tensor:
     # A strided sample: cheap, deterministic, and exactness never depends on it (see the fallback).
     sample = flat[:: n // _SAMPLE][:_SAMPLE].sort().values
     rank = (n - k) / n  # ascending position of the answer, as a fraction
-    margin = 6.0 / _SAMPLE ** 0.5
+    margin = 6.0 / _SAMPLE**0.5
     lo = sample[max(0, int((rank - margin) * _SAMPLE))]
     hi = sample[min(_SAMPLE - 1, int((rank + margin) * _SAMPLE) + 1)]
     above = int(torch.count_nonzero(flat > hi))
@@ -188,7 +201,7 @@ def _split(mask: torch.Tensor, scores: Scores) -> Masks:
     offset = 0
     for name, score in scores.items():
         n = score.numel()
-        out[name] = mask[offset:offset + n].view(score.shape)
+        out[name] = mask[offset : offset + n].view(score.shape)
         offset += n
     return out
 
@@ -199,8 +212,9 @@ def global_topk(scores: Scores, keep_ratio: float, eligible: Masks | None = None
     return _split(select_flat(flat, keep_ratio, count_rule), scores)
 
 
-def layerwise_topk(scores: Scores, keep_ratio: float, eligible: Masks | None = None,
-                   count_rule: str = "exact") -> Masks:
+def layerwise_topk(
+    scores: Scores, keep_ratio: float, eligible: Masks | None = None, count_rule: str = "exact"
+) -> Masks:
     """Each tensor cut to the same density (movement pruning's default TopK binarizer)."""
     out: Masks = {}
     for name, score in scores.items():
@@ -216,8 +230,7 @@ def _rows(score: torch.Tensor, eligible: torch.Tensor | None, rule: str) -> torc
     return rows
 
 
-def rowwise_topk(scores: Scores, keep_ratio: float, eligible: Masks | None = None,
-                 count_rule: str = "exact") -> Masks:
+def rowwise_topk(scores: Scores, keep_ratio: float, eligible: Masks | None = None, count_rule: str = "exact") -> Masks:
     """Each output row (dim 0 of a weight: one output unit's inputs) cut to the same density: Wanda's
     comparison group. Vectorised over rows; exact-count rules keep the same count in every row."""
     out: Masks = {}
@@ -249,16 +262,25 @@ def nm_mask(score: torch.Tensor, n: int, m: int) -> torch.Tensor:
     largest (ties to the lower index). 2:4 keeps exactly half, the layout sparse tensor cores accept."""
     rows = score.detach().float().reshape(score.shape[0], -1)
     if rows.shape[1] % m:
-        raise UserError(f"pruner.selection=nm needs every prunable tensor's input dimension divisible by m={m}; "
-                        f"one has shape {tuple(score.shape)}: choose another m")
+        raise UserError(
+            f"pruner.selection=nm needs every prunable tensor's input dimension divisible by m={m}; "
+            f"one has shape {tuple(score.shape)}: choose another m"
+        )
     groups = rows.reshape(rows.shape[0], -1, m)
     keep = torch.sort(-groups, dim=-1, stable=True).indices[..., :n]
     mask = torch.zeros_like(groups, dtype=torch.bool).scatter_(-1, keep, True)
     return mask.view(score.shape)
 
 
-def nm_topk(scores: Scores, keep_ratio: float, eligible: Masks | None = None, count_rule: str = "exact", *,
-            n: int = 2, m: int = 4) -> Masks:
+def nm_topk(
+    scores: Scores,
+    keep_ratio: float,
+    eligible: Masks | None = None,
+    count_rule: str = "exact",
+    *,
+    n: int = 2,
+    m: int = 4,
+) -> Masks:
     """N:M selection for every tensor. The target n/m is reached at keep ratio n/m; an iterative method's
     earlier, denser steps keep round(r m) per group (clipped to [n, m]), so every step is itself a valid
     (k:m) pattern and the last one is n:m. Entries that may not be chosen again are filled as under the
@@ -278,5 +300,4 @@ def nm_groups_ok(mask: torch.Tensor, n: int, m: int) -> bool:
 
 
 Selection = Callable[..., Masks]
-SELECTIONS: dict[str, Selection] = {"global": global_topk, "layer": layerwise_topk, "row": rowwise_topk,
-                                    "nm": nm_topk}
+SELECTIONS: dict[str, Selection] = {"global": global_topk, "layer": layerwise_topk, "row": rowwise_topk, "nm": nm_topk}

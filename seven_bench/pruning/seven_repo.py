@@ -66,15 +66,31 @@ class SevenRepoScore:
 class SevenRepoDyn(DynPruner):
     variant = "seven_repo"
 
-    def __init__(self, method: str, density: float, start: int, window: int, alpha1: float = 0.8,
-                 alpha2: float = 0.9, fit_schedule: bool = False, count_rule: str = "floor_ties"):
+    def __init__(
+        self,
+        method: str,
+        density: float,
+        start: int,
+        window: int,
+        alpha1: float = 0.8,
+        alpha2: float = 0.9,
+        fit_schedule: bool = False,
+        count_rule: str = "floor_ties",
+    ):
         if method not in METHODS:
             raise ValueError(f"unknown SEVEN-repo method {method!r}")
         if start is None or window is None or int(start) < 0 or int(window) < 2:
-            raise UserError(f"pruner={method} variant=seven_repo has no SEVEN window for this task: pass "
-                            f"pruner.start=<t_i> and pruner.window=<T>")
-        super().__init__(method, density, SevenWindow(density, start, window, fit_schedule),
-                         SevenRepoScore(method, alpha1, alpha2), count_rule=count_rule)
+            raise UserError(
+                f"pruner={method} variant=seven_repo has no SEVEN window for this task: pass "
+                f"pruner.start=<t_i> and pruner.window=<T>"
+            )
+        super().__init__(
+            method,
+            density,
+            SevenWindow(density, start, window, fit_schedule),
+            SevenRepoScore(method, alpha1, alpha2),
+            count_rule=count_rule,
+        )
         self.method = method
         self.second_order = method == "soft_movement"
         self._task_grads: Tensors | None = None
@@ -95,8 +111,10 @@ class SevenRepoDyn(DynPruner):
             return None
         loss = ctx.step_loss
         if loss is None:
-            raise RuntimeError("soft_movement variant=seven_repo needs the step's task loss: the trainer must set "
-                               "PruneContext.step_loss before calling extra_loss")
+            raise RuntimeError(
+                "soft_movement variant=seven_repo needs the step's task loss: the trainer must set "
+                "PruneContext.step_loss before calling extra_loss"
+            )
         names = list(ctx.prunable)
         params = [ctx.prunable[n] for n in names]
         grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
@@ -143,6 +161,13 @@ def variant(cfg: Mapping[str, Any]) -> str:
 
 
 def build_seven_repo(method: str, cfg: Mapping[str, Any], density: float) -> SevenRepoDyn:
-    return SevenRepoDyn(method, density, cfg.get("start"), cfg.get("window"), float(cfg.get("alpha1", 0.8)),
-                        float(cfg.get("alpha2", 0.9)), bool(cfg.get("fit_schedule", False)),
-                        resolve_count_rule(cfg.get("count_rule"), f"{method}/seven_repo"))
+    return SevenRepoDyn(
+        method,
+        density,
+        cfg.get("start"),
+        cfg.get("window"),
+        float(cfg.get("alpha1", 0.8)),
+        float(cfg.get("alpha2", 0.9)),
+        bool(cfg.get("fit_schedule", False)),
+        resolve_count_rule(cfg.get("count_rule"), f"{method}/seven_repo"),
+    )

@@ -17,8 +17,15 @@ from typing import Any, Mapping
 import torch
 
 from seven_bench.pruning.base import Masks, PruneContext, Pruner, batch_rows
-from seven_bench.pruning.selection import (SELECTIONS, check_nm, check_rule, check_selection, nm_groups_ok, nm_topk,
-                                           resolve_count_rule)
+from seven_bench.pruning.selection import (
+    SELECTIONS,
+    check_nm,
+    check_rule,
+    check_selection,
+    nm_groups_ok,
+    nm_topk,
+    resolve_count_rule,
+)
 
 _BLOCK = re.compile(r"\.(?:layer|layers|resblocks|blocks|h)\.(\d+)\.")
 
@@ -54,8 +61,15 @@ class Wanda(Pruner):
     name = "wanda"
     timing = "pre"
 
-    def __init__(self, density: float, nsamples: int = 128, selection: str = "row", count_rule: str = "prune_floor",
-                 sequential: bool = True, nm: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        density: float,
+        nsamples: int = 128,
+        selection: str = "row",
+        count_rule: str = "prune_floor",
+        sequential: bool = True,
+        nm: tuple[int, int] | None = None,
+    ):
         super().__init__(density)
         if int(nsamples) < 1:
             raise ValueError("nsamples must be positive")
@@ -69,8 +83,9 @@ class Wanda(Pruner):
 
     def prepare(self, ctx: PruneContext) -> None:
         batches = calibration_rows(ctx, self.nsamples)
-        self.calibration_tokens = int(sum(int(b["attention_mask"].sum()) if "attention_mask" in b else batch_rows(b)
-                                          for b in batches))
+        self.calibration_tokens = int(
+            sum(int(b["attention_mask"].sum()) if "attention_mask" in b else batch_rows(b) for b in batches)
+        )
         groups = block_groups(list(ctx.prunable)) if self.sequential else [list(ctx.prunable)]
         was_training = ctx.model.training
         ctx.model.eval()  # calibration is inference: no dropout
@@ -89,17 +104,29 @@ class Wanda(Pruner):
         self.masks = {n: masks[n] for n in ctx.prunable}
 
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"nsamples": self.nsamples, "calibration_tokens": self.calibration_tokens,
-                               "sequential": self.sequential, "selection": self.selection,
-                               "count_rule": self.count_rule, "score": "|W| * ||X_j||_2 (padding excluded)"}
+        out: dict[str, Any] = {
+            "nsamples": self.nsamples,
+            "calibration_tokens": self.calibration_tokens,
+            "sequential": self.sequential,
+            "selection": self.selection,
+            "count_rule": self.count_rule,
+            "score": "|W| * ||X_j||_2 (padding excluded)",
+        }
         if self.nm and self.masks is not None:
-            out.update(nm=f"{self.nm[0]}:{self.nm[1]}",
-                       nm_valid=all(nm_groups_ok(mask, *self.nm) for mask in self.masks.values()))
+            out.update(
+                nm=f"{self.nm[0]}:{self.nm[1]}",
+                nm_valid=all(nm_groups_ok(mask, *self.nm) for mask in self.masks.values()),
+            )
         return out
 
 
 def build_wanda(cfg: Mapping[str, Any], density: float, seed: int) -> Wanda:
     selection = str(cfg.get("selection", "row"))
-    return Wanda(density, int(cfg.get("nsamples", 128)), selection, resolve_count_rule(cfg.get("count_rule"), "wanda"),
-                 bool(cfg.get("sequential", True)),
-                 (int(cfg.get("n", 2)), int(cfg.get("m", 4))) if selection == "nm" else None)
+    return Wanda(
+        density,
+        int(cfg.get("nsamples", 128)),
+        selection,
+        resolve_count_rule(cfg.get("count_rule"), "wanda"),
+        bool(cfg.get("sequential", True)),
+        (int(cfg.get("n", 2)), int(cfg.get("m", 4))) if selection == "nm" else None,
+    )

@@ -40,10 +40,11 @@ RECORD_COLUMNS = [
     "config_id",
     "git_commit",
     "created_at",
+    "collapse_warnings",
 ]
 
 AGGREGATE_KEYS = ["table", "method", "standin", "task", "sparsity_pct"]
-AGGREGATE_COLUMNS = AGGREGATE_KEYS + ["n", "mean", "std", "metric", "achieved_pct", "configs"]
+AGGREGATE_COLUMNS = AGGREGATE_KEYS + ["n", "mean", "std", "metric", "achieved_pct", "configs", "collapsed"]
 
 
 def _pct(value: Any) -> float:
@@ -62,9 +63,7 @@ def record_row(record: Mapping[str, Any]) -> dict[str, Any]:
     pruner, trainer = spec["pruner"], spec.get("trainer") or {}
     metrics = record.get("metrics") or {}
     split, metric = metrics.get("reported_split"), metrics.get("reported_metric")
-    per_epoch = [
-        _pct((entry.get(split) or {}).get(metric)) for entry in metrics.get("per_epoch") or []
-    ]
+    per_epoch = [_pct((entry.get(split) or {}).get(metric)) for entry in metrics.get("per_epoch") or []]
     sparsity = record.get("sparsity") or {}
     timing = record.get("timing") or {}
     return {
@@ -96,6 +95,7 @@ def record_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "config_id": _config_id(spec),
         "git_commit": (record.get("env") or {}).get("git_commit"),
         "created_at": record.get("created_at"),
+        "collapse_warnings": sum("(layer collapse)" in str(w) for w in record.get("warnings") or []),
     }
 
 
@@ -104,9 +104,7 @@ def records_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame([record_row(record) for record in records], columns=RECORD_COLUMNS)
     for column in ("sparsity_target", "sparsity_achieved", "value_pct", "best_pct"):
         frame[column] = pd.to_numeric(frame[column])
-    return frame.sort_values(
-        ["model", "task", "method", "sparsity_target", "seed"], kind="stable", ignore_index=True
-    )
+    return frame.sort_values(["model", "task", "method", "sparsity_target", "seed"], kind="stable", ignore_index=True)
 
 
 def usable(frame: pd.DataFrame) -> pd.DataFrame:
@@ -147,5 +145,6 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
         metric=("metric", joined),
         achieved_pct=("achieved_pct", "mean"),
         configs=("config_id", joined),
+        collapsed=("collapse_warnings", lambda c: int((c > 0).sum())),
     )
     return result.reset_index()[AGGREGATE_COLUMNS]

@@ -21,17 +21,30 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="seven-bench-tables",
         description="Collate run records into the SEVEN paper's tables, beside the published numbers.",
     )
-    parser.add_argument("--results-dir", type=Path, default=Path("results"),
-                        help="folder holding runs/<cell_hash>/record.json (default: results)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where tables and records.csv go (default: <results-dir>/tables)")
-    parser.add_argument("--plots", type=Path, default=None,
-                        help="where the sparsity curves go (default: <results-dir>/plots)")
-    parser.add_argument("--baselines", type=Path, default=None,
-                        help="folder with the paper's table*.csv (default: the repository's baselines/)")
-    parser.add_argument("--proxy", action="store_true",
-                        help="the records are a study on a stand-in model (e.g. results/proxy): write its "
-                             "proxy_* tables, curves and <results-dir>/README.md instead of the paper's tables")
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path("results"),
+        help="folder holding runs/<cell_hash>/record.json (default: results)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where tables and records.csv go (default: <results-dir>/tables)"
+    )
+    parser.add_argument(
+        "--plots", type=Path, default=None, help="where the sparsity curves go (default: <results-dir>/plots)"
+    )
+    parser.add_argument(
+        "--baselines",
+        type=Path,
+        default=None,
+        help="folder with the paper's table*.csv (default: the repository's baselines/)",
+    )
+    parser.add_argument(
+        "--proxy",
+        action="store_true",
+        help="the records are a study on a stand-in model (e.g. results/proxy): write its "
+        "proxy_* tables, curves and <results-dir>/README.md instead of the paper's tables",
+    )
     return parser.parse_args(argv)
 
 
@@ -77,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  note: {note}")
     plots = plot_sparsity_curves(frame, baselines, plots_dir)
     schedules = plot_schedules(records, plots_dir)
-    print(f"records -> {out_dir / 'records.csv'}; {len(plots) // 2} sparsity plot(s), {len(schedules)} schedule plot(s) "
-          f"-> {plots_dir}")
+    print(
+        f"records -> {out_dir / 'records.csv'}; {len(plots) // 2} sparsity plot(s), {len(schedules)} schedule plot(s) "
+        f"-> {plots_dir}"
+    )
     return 0

@@ -11,6 +11,8 @@ import pandas as pd
 from seven_bench.tables.aggregate import aggregate
 from seven_bench.tables.keys import PAPER_MODELS, column_label, is_dense, row_label, table_order, task_label
 
+COLLAPSE_MARK = "†"  # a cell one of whose records warns of layer collapse
+
 MISSING = "–"  # rendered for a cell with no record (an en dash, as the paper's tables would)
 
 # A cell whose achieved sparsity misses its target by more than this (percentage points) is flagged: the
@@ -81,10 +83,13 @@ def _columns(paper: pd.DataFrame, ours: pd.DataFrame) -> list[tuple[str, float]]
     A dense record fills every column of its task; a task that only has dense records gets a ``TASK@0``
     column so the number is not lost.
     """
-    columns = list(dict.fromkeys(
-        (task, pct) for task, pct, method in zip(paper["task"], paper["sparsity_pct"], paper["method"])
-        if not is_dense(method)
-    ))
+    columns = list(
+        dict.fromkeys(
+            (task, pct)
+            for task, pct, method in zip(paper["task"], paper["sparsity_pct"], paper["method"])
+            if not is_dense(method)
+        )
+    )
     pruned = ours[~ours["method"].map(is_dense).astype(bool)]
     extra = sorted({(task, pct) for task, pct in zip(pruned["task"], pruned["sparsity_pct"])} - set(columns))
     columns += extra
@@ -117,6 +122,12 @@ def _notes(key: str, ours: pd.DataFrame, paper_metrics: Mapping[str, str], faile
             notes.append(
                 f"{where}: achieved sparsity {row.achieved_pct:.2f}% on average, target {row.sparsity_pct:g}%."
             )
+        if row.collapsed:
+            notes.append(
+                f"{COLLAPSE_MARK} {where}: {row.collapsed} of {row.n} record(s) warn of layer collapse (a tensor kept "
+                f"under 1% of its weights or most of its output units lost every input): read the number as that, "
+                f"not as the method's accuracy; the record's warnings name the tensor."
+            )
         if ";" in row.configs:
             notes.append(
                 f"{where}: averages records of different configurations (config_id {row.configs.replace(';', ', ')})."
@@ -148,9 +159,7 @@ def build_table(key: str, frame: pd.DataFrame, baselines: pd.DataFrame) -> Table
 
     columns = _columns(paper, ours)
     rows = _rows(paper, ours)
-    ours_at = {
-        (row.method, row.standin, row.task, row.sparsity_pct): row for row in ours.itertuples(index=False)
-    }
+    ours_at = {(row.method, row.standin, row.task, row.sparsity_pct): row for row in ours.itertuples(index=False)}
     paper_at = {
         (method, task, pct): value
         for method, task, pct, value in zip(paper["method"], paper["task"], paper["sparsity_pct"], paper["value"])
@@ -168,14 +177,27 @@ def build_table(key: str, frame: pd.DataFrame, baselines: pd.DataFrame) -> Table
             cell = ours_at.get((method, standin, task, at))
             mean, std, n = (cell.mean, cell.std, cell.n) if cell is not None else (math.nan, math.nan, 0)
             paper_value = math.nan if standin else paper_at.get((method, task, at), math.nan)
-            ours_line.append(format_cell(mean, std, n))
+            dagger = COLLAPSE_MARK if cell is not None and cell.collapsed else ""
+            ours_line.append(format_cell(mean, std, n) + dagger)
             versus_line.append(format_versus(mean, paper_value))
             if n or not math.isnan(paper_value):
-                long_rows.append({
-                    "table": key, "row": label, "method": method, "standin": standin, "task": task,
-                    "sparsity_pct": pct, "column": header, "metric": metrics.get(task), "n": n,
-                    "ours_mean": mean, "ours_std": std, "paper": paper_value, "diff": mean - paper_value,
-                })
+                long_rows.append(
+                    {
+                        "table": key,
+                        "row": label,
+                        "method": method,
+                        "standin": standin,
+                        "task": task,
+                        "sparsity_pct": pct,
+                        "column": header,
+                        "metric": metrics.get(task),
+                        "n": n,
+                        "ours_mean": mean,
+                        "ours_std": std,
+                        "paper": paper_value,
+                        "diff": mean - paper_value,
+                    }
+                )
         ours_cells.append(ours_line)
         versus_cells.append(versus_line)
 
@@ -191,10 +213,24 @@ def build_table(key: str, frame: pd.DataFrame, baselines: pd.DataFrame) -> Table
         title=TABLE_TITLES.get(key, f"Experiment {key}"),
         ours=pd.DataFrame(ours_cells, index=index, columns=headers),
         versus=pd.DataFrame(versus_cells, index=index, columns=headers),
-        long=pd.DataFrame(long_rows, columns=[
-            "table", "row", "method", "standin", "task", "sparsity_pct", "column", "metric", "n",
-            "ours_mean", "ours_std", "paper", "diff",
-        ]),
+        long=pd.DataFrame(
+            long_rows,
+            columns=[
+                "table",
+                "row",
+                "method",
+                "standin",
+                "task",
+                "sparsity_pct",
+                "column",
+                "metric",
+                "n",
+                "ours_mean",
+                "ours_std",
+                "paper",
+                "diff",
+            ],
+        ),
         metrics=metrics,
         missing=missing,
         notes=_notes(key, ours, paper_metrics, failed),

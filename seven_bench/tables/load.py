@@ -24,9 +24,7 @@ def load_baselines(directory: Path) -> pd.DataFrame:
     """All ``table*.csv`` in a folder, in file and row order (which is the paper's order)."""
     paths = sorted(directory.glob("table*.csv"), key=lambda path: table_order(path.stem))
     if not paths:
-        raise UserError(
-            f"no baselines (table*.csv) in {directory}: run from a source checkout or pass --baselines DIR"
-        )
+        raise UserError(f"no baselines (table*.csv) in {directory}: run from a source checkout or pass --baselines DIR")
     frames = []
     for path in paths:
         frame = pd.read_csv(path)

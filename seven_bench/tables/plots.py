@@ -39,20 +39,42 @@ def plot_sparsity_curves(frame: pd.DataFrame, baselines: pd.DataFrame, plots_dir
         for index, method in enumerate(methods):
             color = palette(index % palette.N)
             curve = stats.loc[method].sort_index()
-            handles.append(axes.errorbar(
-                curve.index, curve["mean"], yerr=curve["std"].fillna(0.0), color=color, marker="o",
-                capsize=3, label=method_label(method),
-            ))
+            handles.append(
+                axes.errorbar(
+                    curve.index,
+                    curve["mean"],
+                    yerr=curve["std"].fillna(0.0),
+                    color=color,
+                    marker="o",
+                    capsize=3,
+                    label=method_label(method),
+                )
+            )
             if is_dense(method):  # the dense level as a reference line across all sparsities
                 axes.axhline(curve["mean"].iloc[0], color=color, linestyle=":", linewidth=1)
             published = paper[paper["method"] == method].drop_duplicates(["sparsity_pct", "value"])
             axes.plot(
-                published["sparsity_pct"], published["value"], linestyle="none", marker="o", markersize=10,
-                markerfacecolor="none", markeredgecolor=color,
+                published["sparsity_pct"],
+                published["value"],
+                linestyle="none",
+                marker="o",
+                markersize=10,
+                markerfacecolor="none",
+                markeredgecolor=color,
             )
         if not paper[paper["method"].isin(methods)].empty:
-            handles.append(Line2D([], [], linestyle="none", marker="o", markersize=10, markerfacecolor="none",
-                                  markeredgecolor="black", label="paper"))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    linestyle="none",
+                    marker="o",
+                    markersize=10,
+                    markerfacecolor="none",
+                    markeredgecolor="black",
+                    label="paper",
+                )
+            )
         metric = joined(runs["metric"]) or "metric"
         axes.set(xlabel="sparsity (%)", ylabel=f"{metric} (%)", title=f"{model}: {task_label(task)}")
         axes.grid(alpha=0.3)
@@ -84,8 +106,12 @@ def plot_schedules(records: Sequence[dict[str, Any]], plots_dir: Path) -> list[P
                 axes.plot(*zip(*points), linestyle=style, label=label)
         axes.axhline(spec["sparsity"], color="grey", linestyle=":", linewidth=1, label="final target")
         name = spec["pruner"]["name"]
-        axes.set(xlabel="training step", ylabel="sparsity", ylim=(0.0, 1.0),
-                 title=f"{spec['model']['name']}: {task_label(spec['task']['name'])}, {name} @ {spec['sparsity']:.2f}")
+        axes.set(
+            xlabel="training step",
+            ylabel="sparsity",
+            ylim=(0.0, 1.0),
+            title=f"{spec['model']['name']}: {task_label(spec['task']['name'])}, {name} @ {spec['sparsity']:.2f}",
+        )
         axes.grid(alpha=0.3)
         axes.legend(fontsize="small")
         plots_dir.mkdir(parents=True, exist_ok=True)
@@ -123,8 +149,15 @@ def plot_proxy_curves(frame: pd.DataFrame, plots_dir: Path, model_names: Mapping
                 axes.axhline(curve["mean"].iloc[0], color=color, linestyle=":", label=method_label(method))
                 axes.axhspan(low.iloc[0], high.iloc[0], color=color, alpha=0.1, linewidth=0)
                 continue
-            axes.errorbar(curve.index, curve["mean"], yerr=curve["std"].fillna(0.0), color=color, marker="o",
-                          capsize=3, label=method_label(method))  # the bar shows a lone point's spread
+            axes.errorbar(
+                curve.index,
+                curve["mean"],
+                yerr=curve["std"].fillna(0.0),
+                color=color,
+                marker="o",
+                capsize=3,
+                label=method_label(method),
+            )  # the bar shows a lone point's spread
             axes.fill_between(curve.index, low, high, color=color, alpha=0.2, linewidth=0)
             marked = [pct for pct in curve.index if (method, pct) in collapsed]
             axes.plot(marked, curve.loc[marked, "mean"], linestyle="none", marker="x", markersize=10, color="black")

@@ -18,24 +18,42 @@ import pandas as pd
 from seven_bench.tables.aggregate import RECORD_COLUMNS, record_row, usable
 from seven_bench.tables.keys import column_label, is_dense, method_label
 from seven_bench.tables.layout import MISSING, format_cell
-from seven_bench.tables.stats import (
-    Agreement,
-    PairedDifference,
-    mean_tau,
-    paired_difference,
-    rank_agreement,
-    seeds_phrase,
+from seven_bench.tables.proxy_answer import REFERENCE as REFERENCE
+from seven_bench.tables.proxy_answer import (
+    Comparison,
+    answer,
+    comparisons,
+    missing_for_answer,
+    significance_table,
+    summary_table,
 )
+from seven_bench.tables.stats import Agreement, mean_tau, rank_agreement
 
-REFERENCE = "seven_pre"  # the method whose ordering over its baselines the study asks about
 COLLAPSE = "layer collapse"  # the phrase of seven_bench.pruning.base.collapse_warnings
 DAGGER = "†"
 NOT_A_PAPER_COLUMN = "not a paper column"
 PAPER_MODEL_OF = {"minilm": "bert", "tiny_bert": "bert", "tiny_clip": "clip"}
 PAPER_MODEL_NAMES = {"bert": "BERT-base", "clip": "CLIP ViT-B/32"}
 
-CELL_COLUMNS = ["model", "task", "sparsity_pct", "column", "paper_column", "method", "label", "metric", "n",
-                "mean", "std", "seeds", "records", "collapsed", "configs", "paper", "paper_table"]
+CELL_COLUMNS = [
+    "model",
+    "task",
+    "sparsity_pct",
+    "column",
+    "paper_column",
+    "method",
+    "label",
+    "metric",
+    "n",
+    "mean",
+    "std",
+    "seeds",
+    "records",
+    "collapsed",
+    "configs",
+    "paper",
+    "paper_table",
+]
 
 
 def paper_model(model: str) -> str:
@@ -72,10 +90,13 @@ def _paper_lookup(baselines: pd.DataFrame) -> dict[tuple[str, str, float, str], 
 
 def _paper_columns(baselines: pd.DataFrame, model: str) -> list[tuple[str, float]]:
     paper = baselines[baselines["model"] == model]
-    return list(dict.fromkeys(
-        (task, pct) for task, pct, method in zip(paper["task"], paper["sparsity_pct"], paper["method"])
-        if not is_dense(method)
-    ))
+    return list(
+        dict.fromkeys(
+            (task, pct)
+            for task, pct, method in zip(paper["task"], paper["sparsity_pct"], paper["method"])
+            if not is_dense(method)
+        )
+    )
 
 
 def _method_order(baselines: pd.DataFrame, methods: Iterable[str]) -> list[str]:
@@ -94,10 +115,16 @@ def _cell(runs: pd.DataFrame, published: list[tuple[str, float]]) -> dict[str, A
     tables = {key for keys in runs["tables"] for key in keys.split(";") if key}
     table, paper = next((entry for entry in published if entry[0] in tables), next(iter(published), ("", math.nan)))
     return {
-        "metric": ";".join(sorted(set(runs["metric"].dropna()))), "n": len(per_seed), "mean": per_seed.mean(),
-        "std": per_seed.std(), "seeds": ";".join(str(int(seed)) for seed in per_seed.index), "records": len(runs),
-        "collapsed": int((runs["collapse"] != "").sum()), "configs": runs["config_id"].nunique(),
-        "paper": paper, "paper_table": table,
+        "metric": ";".join(sorted(set(runs["metric"].dropna()))),
+        "n": len(per_seed),
+        "mean": per_seed.mean(),
+        "std": per_seed.std(),
+        "seeds": ";".join(str(int(seed)) for seed in per_seed.index),
+        "records": len(runs),
+        "collapsed": int((runs["collapse"] != "").sum()),
+        "configs": runs["config_id"].nunique(),
+        "paper": paper,
+        "paper_table": table,
     }
 
 
@@ -121,17 +148,29 @@ def proxy_cells(frame: pd.DataFrame, baselines: pd.DataFrame) -> tuple[pd.DataFr
         columns = [c for c in paper_columns if c in positions] + sorted(positions - set(paper_columns))
         for task, pct in columns:
             header = column_label(task, pct) + (f" [{model}]" if several_models else "")
-            present = [m for (g_model, g_task, g_pct, m) in groups if (g_model, g_task) == (model, task)
-                       and (g_pct == pct or (is_dense(m) and g_pct == 0.0))]
+            present = [
+                m
+                for (g_model, g_task, g_pct, m) in groups
+                if (g_model, g_task) == (model, task) and (g_pct == pct or (is_dense(m) and g_pct == 0.0))
+            ]
             for method in _method_order(baselines, present):
                 at = 0.0 if is_dense(method) else pct
                 runs = groups[(model, task, at, method)]
-                values[(header, method)] = {int(seed): float(value)
-                                            for seed, value in runs.groupby("seed")["value_pct"].mean().items()}
-                rows.append({"model": model, "task": task, "sparsity_pct": pct, "column": header,
-                             "paper_column": (task, pct) in paper_columns, "method": method,
-                             "label": method_label(method),
-                             **_cell(runs, lookup.get((reference, task, at, method), []))})
+                values[(header, method)] = {
+                    int(seed): float(value) for seed, value in runs.groupby("seed")["value_pct"].mean().items()
+                }
+                rows.append(
+                    {
+                        "model": model,
+                        "task": task,
+                        "sparsity_pct": pct,
+                        "column": header,
+                        "paper_column": (task, pct) in paper_columns,
+                        "method": method,
+                        "label": method_label(method),
+                        **_cell(runs, lookup.get((reference, task, at, method), [])),
+                    }
+                )
     return pd.DataFrame(rows, columns=CELL_COLUMNS), values
 
 
@@ -142,10 +181,12 @@ def ours_text(cell: Mapping[str, Any]) -> str:
 
 def versus_table(cells: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
     """Methods as rows, columns as columns; cells ``ours vs paper`` (the paper's number as printed)."""
-    headers = list(dict.fromkeys(
-        column if paper else f"{column} ({NOT_A_PAPER_COLUMN})"
-        for column, paper in zip(cells["column"], cells["paper_column"])
-    ))
+    headers = list(
+        dict.fromkeys(
+            column if paper else f"{column} ({NOT_A_PAPER_COLUMN})"
+            for column, paper in zip(cells["column"], cells["paper_column"])
+        )
+    )
     methods = _method_order(baselines, cells["method"])
     table = pd.DataFrame(MISSING, index=pd.Index([method_label(m) for m in methods], name="Method"), columns=headers)
     for cell in cells.to_dict("records"):
@@ -162,8 +203,9 @@ def rank_agreements(cells: pd.DataFrame) -> dict[str, Agreement]:
     agreements = {}
     for column, group in cells[cells["paper_column"].astype(bool)].groupby("column", sort=False):
         pruned = group[~group["method"].map(is_dense).astype(bool)]
-        agreements[column] = rank_agreement(dict(zip(pruned["method"], pruned["mean"])),
-                                            dict(zip(pruned["method"], pruned["paper"])))
+        agreements[column] = rank_agreement(
+            dict(zip(pruned["method"], pruned["mean"])), dict(zip(pruned["method"], pruned["paper"]))
+        )
     return agreements
 
 
@@ -178,15 +220,24 @@ def ranking_table(cells: pd.DataFrame, agreements: Mapping[str, Agreement]) -> p
         group = cells[cells["column"] == column]
         paper = dict(zip(group["method"], group["paper"]))
         ours = dict(zip(group["method"], group["mean"]))
-        rows.append([column, agreement.n, _tau_text(agreement.tau, agreement.n),
-                     MISSING if math.isnan(agreement.p_value) else f"{agreement.p_value:.3f}",
-                     _order_text(agreement.methods, ours), _order_text(agreement.methods, paper)])
+        rows.append(
+            [
+                column,
+                agreement.n,
+                _tau_text(agreement.tau, agreement.n),
+                MISSING if math.isnan(agreement.p_value) else f"{agreement.p_value:.3f}",
+                _order_text(agreement.methods, ours),
+                _order_text(agreement.methods, paper),
+            ]
+        )
     tau, columns = mean_tau(list(agreements.values()))
     compared = sum(a.n for a in agreements.values() if not math.isnan(a.tau))
-    rows.append([f"Mean over {columns} column(s)", compared, MISSING if math.isnan(tau) else f"{tau:+.2f}",
-                 MISSING, "", ""])
-    table = pd.DataFrame(rows, columns=["Column", "Methods compared", "Kendall's tau", "p", "Ours (best first)",
-                                        "Paper (best first)"])
+    rows.append(
+        [f"Mean over {columns} column(s)", compared, MISSING if math.isnan(tau) else f"{tau:+.2f}", MISSING, "", ""]
+    )
+    table = pd.DataFrame(
+        rows, columns=["Column", "Methods compared", "Kendall's tau", "p", "Ours (best first)", "Paper (best first)"]
+    )
     return table.set_index("Column")
 
 
@@ -194,110 +245,6 @@ def _tau_text(tau: float, n: int) -> str:
     if n < 3:
         return f"needs ≥ 3 methods (has {n})"
     return "undefined (ties)" if math.isnan(tau) else f"{tau:+.2f}"
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """SEVEN-pre against one baseline in one column: the means over seeds and the paired difference."""
-
-    column: str
-    method: str
-    reference_mean: float
-    other_mean: float
-    difference: PairedDifference
-
-    @property
-    def ahead(self) -> bool:
-        return self.reference_mean > self.other_mean
-
-
-def comparisons(cells: pd.DataFrame, values: Mapping[tuple[str, str], Mapping[int, float]]) -> list[Comparison]:
-    """Every pruning method that shares a column with SEVEN-pre, paired with it by seed."""
-    found = []
-    means = {(c, m): mean for c, m, mean in zip(cells["column"], cells["method"], cells["mean"])}
-    for column, method in zip(cells["column"], cells["method"]):
-        if method == REFERENCE or is_dense(method) or (column, REFERENCE) not in means:
-            continue
-        found.append(Comparison(column, method, means[(column, REFERENCE)], means[(column, method)],
-                                paired_difference(values[(column, REFERENCE)], values[(column, method)])))
-    return found
-
-
-def significance_table(found: Sequence[Comparison]) -> pd.DataFrame:
-    rows = []
-    for comparison in found:
-        d = comparison.difference
-        interval = MISSING if math.isnan(d.low) else f"[{d.low:+.2f}, {d.high:+.2f}]"
-        rows.append([comparison.column, method_label(comparison.method), d.n,
-                     MISSING if math.isnan(d.mean) else f"{d.mean:+.2f}", interval, d.verdict])
-    table = pd.DataFrame(rows, columns=["Column", "Method", "Paired seeds", "SEVEN-pre − method (mean)",
-                                        "95% CI", "SEVEN-pre is"])
-    return table.set_index("Column")
-
-
-def summary_table(found: Sequence[Comparison]) -> pd.DataFrame:
-    """Per baseline, over the columns it shares with SEVEN-pre: where SEVEN-pre's mean is ahead, and the verdicts."""
-    rows = []
-    for method in dict.fromkeys(c.method for c in found):
-        mine = [c for c in found if c.method == method]
-        verdicts = [c.difference.verdict for c in mine]
-        rows.append([method_label(method), len(mine), sum(c.ahead for c in mine), verdicts.count("better"),
-                     verdicts.count("worse"), len(mine) - verdicts.count("better") - verdicts.count("worse")])
-    table = pd.DataFrame(rows, columns=["Baseline", "Columns", "SEVEN-pre mean ahead", "SEVEN-pre better (CI)",
-                                        "SEVEN-pre worse (CI)", "Cannot separate"])
-    return table.set_index("Baseline")
-
-
-def answer(found: Sequence[Comparison]) -> list[str]:
-    """Two sentences on whether SEVEN-pre's ordering over its baselines holds, computed from the comparisons;
-    empty when no comparison has the two paired seeds an interval needs (missing_for_answer says why)."""
-    if not found or max(c.difference.n for c in found) < 2:
-        return []
-    total, ahead = len(found), sum(c.ahead for c in found)
-    better = [c for c in found if c.difference.verdict == "better"]
-    worse = [c for c in found if c.difference.verdict == "worse"]
-    unsure = total - len(better) - len(worse)
-    counts = sorted({c.difference.n for c in found})
-    seeds = seeds_phrase(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]} seeds"
-    first = (f"SEVEN-pre's mean is above the baseline's in {ahead} of {total} column–baseline comparisons "
-             f"({len({c.method for c in found})} baseline(s) over {len({c.column for c in found})} column(s)), "
-             f"and the paired 95% CI over {seeds} finds it better in {len(better)}, worse in {len(worse)} and "
-             f"cannot separate {unsure}.")
-    losers = ", ".join(dict.fromkeys(f"{method_label(c.method)} ({c.column})" for c in worse))
-    if better and not worse:
-        second = (f"So on this stand-in SEVEN-pre's ordering over its baselines holds wherever the seeds can tell "
-                  f"({len(better)} separated comparison(s), all in its favour).")
-    elif worse and not better:
-        second = (f"So on this stand-in SEVEN-pre's ordering over its baselines does not hold: every separated "
-                  f"comparison has the baseline ahead: {losers}.")
-    elif better and worse:
-        second = (f"So on this stand-in the ordering is mixed: SEVEN-pre is separated as better in {len(better)} "
-                  f"comparison(s) and as worse in {len(worse)}: {losers}.")
-    else:
-        lean = ("lean towards SEVEN-pre" if 2 * ahead > total else "lean against SEVEN-pre" if 2 * ahead < total
-                else "lean neither way")
-        second = (f"So the seeds cannot tell whether SEVEN-pre's ordering over its baselines holds on this stand-in: "
-                  f"the means {lean}, but no difference is separated from 0 with {seeds}.")
-    return [first, second]
-
-
-def missing_for_answer(cells: pd.DataFrame, found: Sequence[Comparison]) -> list[str]:
-    """What must still run before the study can answer (empty when answer() has one)."""
-    if cells.empty:
-        return ["no successful run records"]
-    pruned = cells[~cells["method"].map(is_dense).astype(bool)]
-    reasons = []
-    if REFERENCE not in set(pruned["method"]):
-        reasons.append("no SEVEN-pre records (pruner=seven_pre): it is the method whose ordering is asked about")
-    if pruned[pruned["method"] != REFERENCE].empty:
-        reasons.append("no baseline records (e.g. pruner=random, magnitude, snip, grasp)")
-    if not reasons and not found:
-        with_reference = ", ".join(pruned.loc[pruned["method"] == REFERENCE, "column"])
-        reasons.append(f"no baseline ran in a column where SEVEN-pre ran ({with_reference})")
-    if found and max(c.difference.n for c in found) < 2:
-        reasons.append("no SEVEN-pre/baseline pair shares two seeds; a paired 95% CI needs at least two "
-                       "(e.g. seed=0,1,2 for both)")
-    return reasons
 
 
 @dataclass
@@ -321,18 +268,27 @@ def _footnotes(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
     lines = []
     for cell in cells[cells["collapsed"] > 0].to_dict("records"):
         at = 0.0 if is_dense(cell["method"]) else cell["sparsity_pct"]
-        runs = frame[(frame["model"] == cell["model"]) & (frame["task"] == cell["task"])
-                     & (frame["sparsity_pct"] == at) & (frame["method"] == cell["method"]) & (frame["collapse"] != "")]
+        runs = frame[
+            (frame["model"] == cell["model"])
+            & (frame["task"] == cell["task"])
+            & (frame["sparsity_pct"] == at)
+            & (frame["method"] == cell["method"])
+            & (frame["collapse"] != "")
+        ]
         seeds = ", ".join(str(seed) for seed in sorted(set(runs["seed"])))
-        lines.append(f"{DAGGER} {cell['column']}, {cell['label']}: {cell['collapsed']} of {cell['records']} record(s) "
-                     f"report layer collapse (seed {seeds}): {runs['collapse'].iloc[0].split('; ')[0]}")
+        lines.append(
+            f"{DAGGER} {cell['column']}, {cell['label']}: {cell['collapsed']} of {cell['records']} record(s) "
+            f"report layer collapse (seed {seeds}): {runs['collapse'].iloc[0].split('; ')[0]}"
+        )
     return lines
 
 
 def _notes(cells: pd.DataFrame) -> list[str]:
-    return [f"{cell['column']}, {cell['label']}: mixes {cell['configs']} configurations (runs differing in more than "
-            f"the seed); a seed run twice counts once, as the mean of its runs."
-            for cell in cells[cells["configs"] > 1].to_dict("records")]
+    return [
+        f"{cell['column']}, {cell['label']}: mixes {cell['configs']} configurations (runs differing in more than "
+        f"the seed); a seed run twice counts once, as the mean of its runs."
+        for cell in cells[cells["configs"] > 1].to_dict("records")
+    ]
 
 
 def build_proxy(records: Iterable[Mapping[str, Any]], baselines: pd.DataFrame) -> ProxyView:

@@ -29,23 +29,39 @@ from seven_bench.tables.render import latex_table, markdown_table
 
 # (file stem, ProxyView attribute, title, what the cells mean)
 TABLES = (
-    ("proxy_vs_paper", "versus", "Ours vs the paper",
-     "Cells: ours, mean ± sample std over seeds (n seeds) of each run's reported metric at the last epoch, in "
-     f"percent, vs the paper's number as printed ({MISSING}: none). {DAGGER}: a record of the cell reports layer "
-     f"collapse (see the footnotes). Columns the paper does not print are marked \"{NOT_A_PAPER_COLUMN}\". The "
-     "stand-in is another model than the paper's, so compare orderings, not values."),
-    ("proxy_ranking", "ranking", "Ranking agreement with the paper",
-     "Kendall's tau-b (scipy.stats.kendalltau) between our ordering of the pruning methods (dense left out) and "
-     "the paper's, over the methods with a number on both sides; a column needs at least 3. The last row is the "
-     "unweighted mean of the per-column taus, not a pooled tau: columns differ in metric and scale, so pooling "
-     "would rank the tasks rather than the methods."),
-    ("proxy_significance", "significance", "SEVEN-pre against each method, paired by seed",
-     "Per column, SEVEN-pre − method on each seed both ran (paired by seed): the mean and its 95% t interval "
-     "(scipy.stats.t, n − 1 degrees of freedom). \"better\"/\"worse\": SEVEN-pre's interval lies above/below 0; "
-     "an interval containing 0, or fewer than 2 paired seeds, is \"cannot separate with n seeds\"."),
-    ("proxy_summary", "summary", "SEVEN-pre against each baseline, over the columns",
-     "Per baseline, over the columns it shares with SEVEN-pre: in how many SEVEN-pre's mean is ahead, and the "
-     "verdicts of the paired intervals above."),
+    (
+        "proxy_vs_paper",
+        "versus",
+        "Ours vs the paper",
+        "Cells: ours, mean ± sample std over seeds (n seeds) of each run's reported metric at the last epoch, in "
+        f"percent, vs the paper's number as printed ({MISSING}: none). {DAGGER}: a record of the cell reports layer "
+        f'collapse (see the footnotes). Columns the paper does not print are marked "{NOT_A_PAPER_COLUMN}". The '
+        "stand-in is another model than the paper's, so compare orderings, not values.",
+    ),
+    (
+        "proxy_ranking",
+        "ranking",
+        "Ranking agreement with the paper",
+        "Kendall's tau-b (scipy.stats.kendalltau) between our ordering of the pruning methods (dense left out) and "
+        "the paper's, over the methods with a number on both sides; a column needs at least 3. The last row is the "
+        "unweighted mean of the per-column taus, not a pooled tau: columns differ in metric and scale, so pooling "
+        "would rank the tasks rather than the methods.",
+    ),
+    (
+        "proxy_significance",
+        "significance",
+        "SEVEN-pre against each method, paired by seed",
+        "Per column, SEVEN-pre − method on each seed both ran (paired by seed): the mean and its 95% t interval "
+        '(scipy.stats.t, n − 1 degrees of freedom). "better"/"worse": SEVEN-pre\'s interval lies above/below 0; '
+        'an interval containing 0, or fewer than 2 paired seeds, is "cannot separate with n seeds".',
+    ),
+    (
+        "proxy_summary",
+        "summary",
+        "SEVEN-pre against each baseline, over the columns",
+        "Per baseline, over the columns it shares with SEVEN-pre: in how many SEVEN-pre's mean is ahead, and the "
+        "verdicts of the paired intervals above.",
+    ),
 )
 
 
@@ -56,9 +72,11 @@ def _counted(values: Sequence[Any]) -> str:
 
 def _recipe(trainer: Mapping[str, Any]) -> str:
     steps = f", at most {trainer['max_steps']} steps" if trainer.get("max_steps") else ""
-    return (f"{trainer.get('recipe', '?')}: {trainer.get('optimizer')}, lr {trainer.get('lr')}, "
-            f"{trainer.get('epochs')} epoch(s), batch {trainer.get('batch_size')}, "
-            f"{trainer.get('lr_schedule')} schedule{steps}")
+    return (
+        f"{trainer.get('recipe', '?')}: {trainer.get('optimizer')}, lr {trainer.get('lr')}, "
+        f"{trainer.get('epochs')} epoch(s), batch {trainer.get('batch_size')}, "
+        f"{trainer.get('lr_schedule')} schedule{steps}"
+    )
 
 
 def _data(record: Mapping[str, Any]) -> str:
@@ -66,32 +84,45 @@ def _data(record: Mapping[str, Any]) -> str:
     sizes = " / ".join(f"{count} {split}" for split, count in (info.get("num_examples") or {}).items())
     sources = sorted(set((info.get("source") or {}).values()))
     where = f"; from {', '.join(sources)}" if sources else ""
-    return (f"{task_label(record['spec']['task']['name'])}: {metrics.get('reported_metric')} on "
-            f"{metrics.get('reported_split')}" + (f" ({sizes} examples)" if sizes else "") + where)
+    return (
+        f"{task_label(record['spec']['task']['name'])}: {metrics.get('reported_metric')} on "
+        f"{metrics.get('reported_split')}" + (f" ({sizes} examples)" if sizes else "") + where
+    )
 
 
 def what_ran(records: Sequence[Mapping[str, Any]], skipped: Sequence[str]) -> list[str]:
     """The "What ran" bullets: models, data, recipes, seeds, methods, records and commits, from the records."""
     ok = [record for record in records if record.get("status") == "ok"]
     models = sorted({record["spec"]["model"]["name"] for record in records})
-    weights = sorted({str((record.get("model_info") or {}).get("source")) for record in ok
-                      if (record.get("model_info") or {}).get("source")})
+    weights = sorted(
+        {
+            str((record.get("model_info") or {}).get("source"))
+            for record in ok
+            if (record.get("model_info") or {}).get("source")
+        }
+    )
     data = sorted({_data(record) for record in ok})
     created = sorted(str(record["created_at"]) for record in records if record.get("created_at"))
     methods = sorted({method_key(record) for record in records}, key=lambda m: (not is_dense(m), m))
     lines = [
-        "Model: " + ", ".join(f"{model} (stand-in for the paper's {paper_model_name(model)})" for model in models)
-        + (f"; weights from {', '.join(weights)}" if weights else "") + ".",
-        "Data: " + ("; ".join(data) if data else "none yet") + ".",
-        "Recipes (spec.trainer): " + (_counted([_recipe(r["spec"].get("trainer") or {}) for r in records]) or "none")
+        "Model: "
+        + ", ".join(f"{model} (stand-in for the paper's {paper_model_name(model)})" for model in models)
+        + (f"; weights from {', '.join(weights)}" if weights else "")
         + ".",
-        "Seeds: " + (", ".join(str(seed) for seed in sorted({r["spec"].get("seed") for r in records} - {None}))
-                     or "none") + ".",
+        "Data: " + ("; ".join(data) if data else "none yet") + ".",
+        "Recipes (spec.trainer): "
+        + (_counted([_recipe(r["spec"].get("trainer") or {}) for r in records]) or "none")
+        + ".",
+        "Seeds: "
+        + (", ".join(str(seed) for seed in sorted({r["spec"].get("seed") for r in records} - {None})) or "none")
+        + ".",
         "Methods: " + ", ".join(f"{method_label(m)} (`{m}`)" for m in methods) + ".",
         f"Records: {len(ok)} ok, {len(records) - len(ok)} failed, {len(skipped)} unreadable or skipped"
-        + (f"; created {created[0]} to {created[-1]}" if created else "") + ".",
-        "Code (env.git_commit): " + (_counted([(r.get("env") or {}).get("git_commit") or "unknown" for r in records])
-                                     or "none") + ".",
+        + (f"; created {created[0]} to {created[-1]}" if created else "")
+        + ".",
+        "Code (env.git_commit): "
+        + (_counted([(r.get("env") or {}).get("git_commit") or "unknown" for r in records]) or "none")
+        + ".",
     ]
     return lines
 
@@ -103,9 +134,11 @@ def _failures(records: Sequence[Mapping[str, Any]]) -> list[str]:
             continue
         spec = record["spec"]
         sparsity = 0.0 if spec["pruner"].get("timing") == "none" else round(100 * float(spec.get("sparsity") or 0), 2)
-        lines.append(f"Failed record {record.get('cell_hash')} ({method_label(method_key(record))}, "
-                     f"{column_label(spec['task']['name'], sparsity)}, seed {spec.get('seed')}) excluded: "
-                     f"{record.get('error')}")
+        lines.append(
+            f"Failed record {record.get('cell_hash')} ({method_label(method_key(record))}, "
+            f"{column_label(spec['task']['name'], sparsity)}, seed {spec.get('seed')}) excluded: "
+            f"{record.get('error')}"
+        )
     return lines
 
 
@@ -113,8 +146,15 @@ def _link(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
 
 
-def render_readme(view: ProxyView, records: Sequence[Mapping[str, Any]], skipped: Sequence[str], command: str,
-                  results_dir: Path, tables_dir: Path, plots: Sequence[Path]) -> str:
+def render_readme(
+    view: ProxyView,
+    records: Sequence[Mapping[str, Any]],
+    skipped: Sequence[str],
+    command: str,
+    results_dir: Path,
+    tables_dir: Path,
+    plots: Sequence[Path],
+) -> str:
     """The study's README: what ran, the computed answer (or what is missing), the tables inline, the plots."""
     models = sorted({record["spec"]["model"]["name"] for record in records}) or ["(no records)"]
     papers = sorted({paper_model_name(model) for model in models if model != "(no records)"}) or ["the paper's model"]
@@ -132,14 +172,19 @@ def render_readme(view: ProxyView, records: Sequence[Mapping[str, Any]], skipped
         parts.append("No answer yet; missing:\n\n" + "\n".join(f"- {reason}" for reason in view.missing) + "\n")
     for stem, attribute, title, explanation in TABLES:
         table: pd.DataFrame = getattr(view, attribute)
-        parts += [f"## {title}\n", explanation + f" Files: `{_link(tables_dir / stem, results_dir)}.{{csv,md,tex}}`.\n",
-                  markdown_table(table) if len(table) else "None yet.\n"]
+        parts += [
+            f"## {title}\n",
+            explanation + f" Files: `{_link(tables_dir / stem, results_dir)}.{{csv,md,tex}}`.\n",
+            markdown_table(table) if len(table) else "None yet.\n",
+        ]
         if attribute == "versus" and view.footnotes:
             parts.append("\n".join(f"- {line}" for line in view.footnotes) + "\n")
     parts.append("## Plots\n")
     pngs = [path for path in plots if path.suffix == ".png"]
-    links = [f"- [{path.stem}]({_link(path, results_dir)}) ([pdf]({_link(path.with_suffix('.pdf'), results_dir)}))"
-             for path in pngs]
+    links = [
+        f"- [{path.stem}]({_link(path, results_dir)}) ([pdf]({_link(path.with_suffix('.pdf'), results_dir)}))"
+        for path in pngs
+    ]
     parts.append("\n".join(links) + "\n" if links else "None yet.\n")
     notes = [*view.notes, *_failures(records), *(f"Skipped {reason}" for reason in skipped)]
     if notes:
@@ -154,19 +199,32 @@ def write_proxy_tables(view: ProxyView, out_dir: Path) -> list[Path]:
     for stem, attribute, title, explanation in TABLES:
         table: pd.DataFrame = getattr(view, attribute)
         footnotes = view.footnotes if attribute == "versus" else []
-        markdown = "\n".join([f"# {title}\n", explanation + "\n", markdown_table(table),
-                              *(["\n".join(f"- {line}" for line in footnotes) + "\n"] if footnotes else [])])
+        markdown = "\n".join(
+            [
+                f"# {title}\n",
+                explanation + "\n",
+                markdown_table(table),
+                *(["\n".join(f"- {line}" for line in footnotes) + "\n"] if footnotes else []),
+            ]
+        )
         (out_dir / f"{stem}.md").write_text(markdown, encoding="utf-8")
-        (out_dir / f"{stem}.tex").write_text(latex_table(table, title, f"tab:seven-bench-{stem.replace('_', '-')}"),
-                                             encoding="utf-8")
+        (out_dir / f"{stem}.tex").write_text(
+            latex_table(table, title, f"tab:seven-bench-{stem.replace('_', '-')}"), encoding="utf-8"
+        )
         table.to_csv(out_dir / f"{stem}.csv")
         written += [out_dir / f"{stem}.{suffix}" for suffix in ("csv", "md", "tex")]
     view.cells.to_csv(out_dir / "proxy_cells.csv", index=False)
     return [*written, out_dir / "proxy_cells.csv"]
 
 
-def write_proxy_report(records: Sequence[dict[str, Any]], skipped: Sequence[str], baselines: pd.DataFrame,
-                       results_dir: Path, out_dir: Path, plots_dir: Path) -> int:
+def write_proxy_report(
+    records: Sequence[dict[str, Any]],
+    skipped: Sequence[str],
+    baselines: pd.DataFrame,
+    results_dir: Path,
+    out_dir: Path,
+    plots_dir: Path,
+) -> int:
     """``seven-bench-tables --proxy``: records.csv, the proxy tables, the curves and README.md; prints a summary."""
     frame = records_frame(records)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -187,8 +245,10 @@ def write_proxy_report(records: Sequence[dict[str, Any]], skipped: Sequence[str]
     columns = view.cells["column"].nunique()
     print(f"proxy: {len(view.cells)} cells over {columns} column(s) -> {out_dir / 'proxy_vs_paper.md'}")
     overall = view.ranking.iloc[-1]
-    print(f"  ranking agreement with the paper: Kendall's tau {overall.iloc[1]} ({overall.name.lower()}, "
-          f"{overall.iloc[0]} methods) -> {out_dir / 'proxy_ranking.md'}")
+    print(
+        f"  ranking agreement with the paper: Kendall's tau {overall.iloc[1]} ({overall.name.lower()}, "
+        f"{overall.iloc[0]} methods) -> {out_dir / 'proxy_ranking.md'}"
+    )
     print(f"  {len(view.comparisons)} paired comparison(s) with SEVEN-pre -> {out_dir / 'proxy_significance.md'}")
     for line in view.footnotes:
         print(f"  {line}")

@@ -13,6 +13,7 @@ from seven_bench.tables.layout import MISSING, TableView
 
 def markdown_table(table: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table with the index as the first column."""
+
     def clean(text: Any) -> str:
         return str(text).replace("|", "\\|")
 
@@ -24,9 +25,23 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 
 _LATEX_ESCAPES = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "±": r"$\pm$", MISSING: "--", "−": "-", "†": r"$^\dagger$", "≥": r"$\geq$", ">": r"$>$", "<": r"$<$",
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    MISSING: "--",
+    "−": "-",
+    "†": r"$^\dagger$",
+    "≥": r"$\geq$",
+    ">": r"$>$",
+    "<": r"$<$",
 }
 
 
@@ -88,12 +103,14 @@ def render_markdown(view: TableView) -> str:
 
 def render_versus_markdown(view: TableView) -> str:
     """table<N>_vs_paper.md: each cell ``ours vs paper (ours − paper)``."""
-    return "\n".join([
-        f"# {view.title}: ours vs paper\n",
-        "Cells: our mean over seeds vs the paper's number (difference ours − paper), in percent. Stand-in rows "
-        f"[model] have no paper number. {_metrics_line(view)}\n",
-        markdown_table(view.versus),
-    ])
+    return "\n".join(
+        [
+            f"# {view.title}: ours vs paper\n",
+            "Cells: our mean over seeds vs the paper's number (difference ours − paper), in percent. Stand-in rows "
+            f"[model] have no paper number. {_metrics_line(view)}\n",
+            markdown_table(view.versus),
+        ]
+    )
 
 
 def write_table(view: TableView, out_dir: Path) -> list[Path]:

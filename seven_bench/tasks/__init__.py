@@ -1,11 +1,6 @@
-"""Task registry. Entries register themselves when their module is imported below."""
+"""Task registry. The registry lives in base.py; importing the task modules here registers their entries."""
 
-from seven_bench.registry import Registry
-from seven_bench.tasks.base import TaskData, TaskEntry, TaskInfo
-
-TASKS: Registry[TaskEntry] = Registry("task")
-
-from seven_bench.tasks import glue  # noqa: E402,F401  (registers the nine GLUE tasks)
-from seven_bench.tasks import images  # noqa: E402,F401  (registers mnist, svhn, gtsrb, cifar10, cifar100, imagenet)
+from seven_bench.tasks import glue, images  # noqa: F401  (register the nine GLUE tasks; the six image sets)
+from seven_bench.tasks.base import TASKS, TaskData, TaskEntry, TaskInfo
 
 __all__ = ["TASKS", "TaskData", "TaskEntry", "TaskInfo"]

@@ -9,6 +9,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from seven_bench.registry import Registry
+
 
 @dataclass(frozen=True)
 class TaskInfo:
@@ -50,3 +52,7 @@ class TaskEntry:
 
     def info_for(self, cfg: Mapping[str, Any], root: Path | None) -> TaskInfo:
         return self.resolve_info(cfg, root) if self.resolve_info is not None else self.info
+
+
+# The registry lives beside the contract, so task modules register without importing the package.
+TASKS: Registry[TaskEntry] = Registry("task")

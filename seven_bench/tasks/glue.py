@@ -25,55 +25,11 @@ import torch
 
 from seven_bench.errors import UserError
 from seven_bench.sources import DATA_ENV, fingerprint_files, hub_reachable
-from seven_bench.tasks import TASKS
-from seven_bench.tasks.base import TaskData, TaskEntry, TaskInfo
-from seven_bench.tasks.glue_tsv import read_tsv
+from seven_bench.tasks.base import TASKS, TaskData, TaskEntry, TaskInfo
+from seven_bench.tasks.glue_tsv import DEV, TRAIN, EvalSplit, GlueSpec, read_tsv  # noqa: F401
 from seven_bench.tasks.metrics import glue_metrics
 
 HUB_ID = "nyu-mll/glue"
-TRAIN = "train"
-
-
-@dataclass(frozen=True)
-class EvalSplit:
-    name: str  # the key in TaskData.evals
-    file: str  # file name in the local task folder
-    hub_split: str  # split name in the hub dataset
-
-
-DEV = (EvalSplit("dev", "dev.tsv", "validation"),)
-
-
-@dataclass(frozen=True)
-class GlueSpec:
-    """Everything that differs between GLUE tasks, so the readers stay generic."""
-
-    task: str
-    directory: str  # <root>/glue/<directory>/
-    hub_config: str
-    local_columns: tuple[str, str | None, str]  # text_a, text_b, label column names in the TSV
-    hub_columns: tuple[str, str | None]  # text_a, text_b column names in the hub dataset
-    num_labels: int  # 1 = regression
-    class_names: tuple[str, ...]
-    reported_metric: str
-    description: str
-    eval_splits: tuple[EvalSplit, ...] = DEV
-    named_labels: bool = False  # the TSV holds class names (mapped to their index in class_names)
-    fieldnames: tuple[str, ...] | None = None  # set when the TSV has no header row (CoLA)
-    encoding: str = "utf-8"
-
-    @property
-    def reported_split(self) -> str:
-        return self.eval_splits[0].name
-
-    def splits(self) -> tuple[str, ...]:
-        """"train" then the eval split names, as read_glue takes them."""
-        return (TRAIN,) + tuple(s.name for s in self.eval_splits)
-
-    def files(self) -> tuple[str, ...]:
-        return ("train.tsv",) + tuple(s.file for s in self.eval_splits)
-
-
 _NLI = ("entailment", "not_entailment")
 _PAIR = ("sentence1", "sentence2")
 
@@ -81,43 +37,70 @@ SPECS: dict[str, GlueSpec] = {
     s.task: s
     for s in (
         GlueSpec(
-            task="cola", directory="CoLA", hub_config="cola",
-            local_columns=("sentence", None, "label"), hub_columns=("sentence", None),
-            num_labels=2, class_names=("unacceptable", "acceptable"), reported_metric="mcc",
+            task="cola",
+            directory="CoLA",
+            hub_config="cola",
+            local_columns=("sentence", None, "label"),
+            hub_columns=("sentence", None),
+            num_labels=2,
+            class_names=("unacceptable", "acceptable"),
+            reported_metric="mcc",
             description="CoLA: grammatical acceptability",
             fieldnames=("source", "label", "mark", "sentence"),
         ),
         GlueSpec(
-            task="sst2", directory="SST-2", hub_config="sst2",
-            local_columns=("sentence", None, "label"), hub_columns=("sentence", None),
-            num_labels=2, class_names=("negative", "positive"), reported_metric="accuracy",
+            task="sst2",
+            directory="SST-2",
+            hub_config="sst2",
+            local_columns=("sentence", None, "label"),
+            hub_columns=("sentence", None),
+            num_labels=2,
+            class_names=("negative", "positive"),
+            reported_metric="accuracy",
             description="SST-2: binary sentiment",
         ),
         GlueSpec(
-            task="mrpc", directory="MRPC", hub_config="mrpc",
-            local_columns=("#1 String", "#2 String", "Quality"), hub_columns=_PAIR,
-            num_labels=2, class_names=("not_equivalent", "equivalent"), reported_metric="accuracy",
+            task="mrpc",
+            directory="MRPC",
+            hub_config="mrpc",
+            local_columns=("#1 String", "#2 String", "Quality"),
+            hub_columns=_PAIR,
+            num_labels=2,
+            class_names=("not_equivalent", "equivalent"),
+            reported_metric="accuracy",
             description="MRPC: paraphrase detection",
             encoding="utf-8-sig",  # the official train/dev files start with a BOM
         ),
         GlueSpec(
-            task="stsb", directory="STS-B", hub_config="stsb",
-            local_columns=("sentence1", "sentence2", "score"), hub_columns=_PAIR,
-            num_labels=1, class_names=(), reported_metric="pearson",
+            task="stsb",
+            directory="STS-B",
+            hub_config="stsb",
+            local_columns=("sentence1", "sentence2", "score"),
+            hub_columns=_PAIR,
+            num_labels=1,
+            class_names=(),
+            reported_metric="pearson",
             description="STS-B: sentence similarity, a 0-5 score (regression)",
         ),
         GlueSpec(
-            task="qqp", directory="QQP", hub_config="qqp",
+            task="qqp",
+            directory="QQP",
+            hub_config="qqp",
             local_columns=("question1", "question2", "is_duplicate"),
             hub_columns=("question1", "question2"),
-            num_labels=2, class_names=("not_duplicate", "duplicate"), reported_metric="accuracy",
+            num_labels=2,
+            class_names=("not_duplicate", "duplicate"),
+            reported_metric="accuracy",
             description="QQP: duplicate question detection",
         ),
         GlueSpec(
-            task="mnli", directory="MNLI", hub_config="mnli",
+            task="mnli",
+            directory="MNLI",
+            hub_config="mnli",
             local_columns=("sentence1", "sentence2", "gold_label"),
             hub_columns=("premise", "hypothesis"),
-            num_labels=3, class_names=("entailment", "neutral", "contradiction"),
+            num_labels=3,
+            class_names=("entailment", "neutral", "contradiction"),
             reported_metric="accuracy",
             description="MNLI: three-way entailment, reported on dev matched",
             eval_splits=(
@@ -127,23 +110,38 @@ SPECS: dict[str, GlueSpec] = {
             named_labels=True,
         ),
         GlueSpec(
-            task="qnli", directory="QNLI", hub_config="qnli",
-            local_columns=("question", "sentence", "label"), hub_columns=("question", "sentence"),
-            num_labels=2, class_names=_NLI, reported_metric="accuracy",
+            task="qnli",
+            directory="QNLI",
+            hub_config="qnli",
+            local_columns=("question", "sentence", "label"),
+            hub_columns=("question", "sentence"),
+            num_labels=2,
+            class_names=_NLI,
+            reported_metric="accuracy",
             description="QNLI: does the sentence answer the question",
             named_labels=True,
         ),
         GlueSpec(
-            task="rte", directory="RTE", hub_config="rte",
-            local_columns=("sentence1", "sentence2", "label"), hub_columns=_PAIR,
-            num_labels=2, class_names=_NLI, reported_metric="accuracy",
+            task="rte",
+            directory="RTE",
+            hub_config="rte",
+            local_columns=("sentence1", "sentence2", "label"),
+            hub_columns=_PAIR,
+            num_labels=2,
+            class_names=_NLI,
+            reported_metric="accuracy",
             description="RTE: textual entailment",
             named_labels=True,
         ),
         GlueSpec(
-            task="wnli", directory="WNLI", hub_config="wnli",
-            local_columns=("sentence1", "sentence2", "label"), hub_columns=_PAIR,
-            num_labels=2, class_names=("not_entailment", "entailment"), reported_metric="accuracy",
+            task="wnli",
+            directory="WNLI",
+            hub_config="wnli",
+            local_columns=("sentence1", "sentence2", "label"),
+            hub_columns=_PAIR,
+            num_labels=2,
+            class_names=("not_entailment", "entailment"),
+            reported_metric="accuracy",
             description="WNLI: Winograd pronoun resolution as entailment",
         ),
     )
@@ -163,9 +161,7 @@ def _split_source(spec: GlueSpec, split: str) -> tuple[str, str]:
     for s in spec.eval_splits:
         if s.name == split:
             return s.file, s.hub_split
-    raise UserError(
-        f"task {spec.task} has no split '{split}': choose one of {', '.join(spec.splits())}"
-    )
+    raise UserError(f"task {spec.task} has no split '{split}': choose one of {', '.join(spec.splits())}")
 
 
 def local_path(task: str, split: str, root: Path | None) -> Path | None:
@@ -186,8 +182,7 @@ def _read_hub(spec: GlueSpec, hub_split: str) -> list[dict[str, Any]]:
     texts_b = list(ds[col_b]) if col_b is not None else [None] * len(ds)
     cast = float if spec.num_labels == 1 else int
     return [
-        {"text_a": a, "text_b": b, "label": cast(y)}
-        for a, b, y in zip(list(ds[col_a]), texts_b, list(ds["label"]))
+        {"text_a": a, "text_b": b, "label": cast(y)} for a, b, y in zip(list(ds[col_a]), texts_b, list(ds["label"]))
     ]
 
 
@@ -248,7 +243,7 @@ class GlueCollator:
             for row, e in enumerate(examples):
                 values = torch.as_tensor(e[key], dtype=torch.long)
                 if self.padding_side == "left":
-                    out[row, length - len(values):] = values
+                    out[row, length - len(values) :] = values
                 else:
                     out[row, : len(values)] = values
             batch[key] = out

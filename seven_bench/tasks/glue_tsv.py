@@ -7,15 +7,56 @@ from __future__ import annotations
 import csv
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from seven_bench.errors import UserError
 
-if TYPE_CHECKING:
-    from seven_bench.tasks.glue import GlueSpec
-
 log = logging.getLogger(__name__)
+
+
+TRAIN = "train"
+
+
+@dataclass(frozen=True)
+class EvalSplit:
+    name: str  # the key in TaskData.evals
+    file: str  # file name in the local task folder
+    hub_split: str  # split name in the hub dataset
+
+
+DEV = (EvalSplit("dev", "dev.tsv", "validation"),)
+
+
+@dataclass(frozen=True)
+class GlueSpec:
+    """Everything that differs between GLUE tasks, so the readers stay generic."""
+
+    task: str
+    directory: str  # <root>/glue/<directory>/
+    hub_config: str
+    local_columns: tuple[str, str | None, str]  # text_a, text_b, label column names in the TSV
+    hub_columns: tuple[str, str | None]  # text_a, text_b column names in the hub dataset
+    num_labels: int  # 1 = regression
+    class_names: tuple[str, ...]
+    reported_metric: str
+    description: str
+    eval_splits: tuple[EvalSplit, ...] = DEV
+    named_labels: bool = False  # the TSV holds class names (mapped to their index in class_names)
+    fieldnames: tuple[str, ...] | None = None  # set when the TSV has no header row (CoLA)
+    encoding: str = "utf-8"
+
+    @property
+    def reported_split(self) -> str:
+        return self.eval_splits[0].name
+
+    def splits(self) -> tuple[str, ...]:
+        """ "train" then the eval split names, as read_glue takes them."""
+        return (TRAIN,) + tuple(s.name for s in self.eval_splits)
+
+    def files(self) -> tuple[str, ...]:
+        return ("train.tsv",) + tuple(s.file for s in self.eval_splits)
 
 
 def parse_label(spec: GlueSpec, value: str, path: Path, line: int) -> int | float:
@@ -38,8 +79,9 @@ def refetch_hint(spec: GlueSpec) -> str:
     return f"replace it with the GLUE file (seven-bench-prepare --tasks {spec.task} writes it)"
 
 
-def read_tsv(spec: GlueSpec, path: Path, warnings: list[str] | None = None,
-             first_only: bool = False) -> list[dict[str, Any]]:
+def read_tsv(
+    spec: GlueSpec, path: Path, warnings: list[str] | None = None, first_only: bool = False
+) -> list[dict[str, Any]]:
     """Parse a GLUE TSV the way the GLUE/BERT processors and the HF builder do: tabs only, no
     quote handling (fields may start with a double quote), and rows with a missing field or an
     empty label dropped as corrupt (said in `warnings`, which goes into the run record). A file

@@ -16,125 +16,30 @@ named "val" (it is the official test split for the torchvision sets). torchvisio
 
 from __future__ import annotations
 
-import gzip
-import importlib.util
 import os
 import re
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
-import torch
 
 from seven_bench.errors import UserError
 from seven_bench.sources import DATA_ENV, host_reachable, offline_forced
-from seven_bench.tasks import TASKS
-from seven_bench.tasks.base import TaskData, TaskEntry, TaskInfo
+from seven_bench.tasks.base import TASKS, TaskData, TaskEntry, TaskInfo
+from seven_bench.tasks.image_data import CIFAR10_CLASSES as CIFAR10_CLASSES
+from seven_bench.tasks.image_data import CIFAR100_CLASSES as CIFAR100_CLASSES
+from seven_bench.tasks.image_data import DIGITS as DIGITS
+from seven_bench.tasks.image_data import GTSRB_CLASSES as GTSRB_CLASSES
+from seven_bench.tasks.image_data import IMAGE_SPECS, IMAGENET_CLASSES, _load_mnist_arrays, _mnist_present
+from seven_bench.tasks.image_data import MNIST_TRAIN_FRACTION as MNIST_TRAIN_FRACTION
+from seven_bench.tasks.image_data import mnist_file as mnist_file
+from seven_bench.tasks.image_data import read_idx as read_idx
+from seven_bench.tasks.image_examples import ArrayImages, FileImages, ImageExamples, collate, subsample, top1
 
 CACHE_ENV = "SEVEN_BENCH_CACHE"
-MNIST_TRAIN_FRACTION = 0.8
-
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-# Fine labels in index order (torchvision / the pickled meta file), underscores as spaces as in CLIP's prompts.
-CIFAR100_CLASSES = tuple(
-    c.replace("_", " ")
-    for c in (
-        "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel can "
-        "castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur dolphin "
-        "elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster "
-        "man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear pickup_truck "
-        "pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk "
-        "skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television tiger "
-        "tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm"
-    ).split()
-)
-DIGITS = tuple(str(i) for i in range(10))
-# The 43 GTSRB classes in ClassId order, named as in CLIP's prompts (openai/CLIP data/prompts.md).
-GTSRB_CLASSES = (
-    "red and white circle 20 kph speed limit",
-    "red and white circle 30 kph speed limit",
-    "red and white circle 50 kph speed limit",
-    "red and white circle 60 kph speed limit",
-    "red and white circle 70 kph speed limit",
-    "red and white circle 80 kph speed limit",
-    "end / de-restriction of 80 kph speed limit",
-    "red and white circle 100 kph speed limit",
-    "red and white circle 120 kph speed limit",
-    "red and white circle red car and black car no passing",
-    "red and white circle red truck and black car no passing",
-    "red and white triangle road intersection warning",
-    "white and yellow diamond priority road",
-    "red and white upside down triangle yield right-of-way",
-    "stop",
-    "empty red and white circle",
-    "red and white circle no truck entry",
-    "red circle with white horizonal stripe no entry",
-    "red and white triangle with exclamation mark warning",
-    "red and white triangle with black left curve approaching warning",
-    "red and white triangle with black right curve approaching warning",
-    "red and white triangle with black double curve approaching warning",
-    "red and white triangle rough / bumpy road warning",
-    "red and white triangle car skidding / slipping warning",
-    "red and white triangle with merging / narrow lanes warning",
-    "red and white triangle with person digging / construction / road work warning",
-    "red and white triangle with traffic light approaching warning",
-    "red and white triangle with person walking warning",
-    "red and white triangle with child and person walking warning",
-    "red and white triangle with bicyle warning",
-    "red and white triangle with snowflake / ice warning",
-    "red and white triangle with deer warning",
-    "white circle with gray strike bar no speed limit",
-    "blue circle with white right turn arrow mandatory",
-    "blue circle with white left turn arrow mandatory",
-    "blue circle with white forward arrow mandatory",
-    "blue circle with white forward or right turn arrow mandatory",
-    "blue circle with white forward or left turn arrow mandatory",
-    "blue circle with white keep right arrow mandatory",
-    "blue circle with white keep left arrow mandatory",
-    "blue circle with white arrows indicating a traffic circle",
-    "white circle with gray strike bar indicating no passing for cars has ended",
-    "white circle with gray strike bar indicating no passing for trucks has ended",
-)
-
-
-def _imagenet_classnames() -> tuple[str, ...]:
-    """open_clip's IMAGENET_CLASSNAMES (CLIP's cleaned names, sorted-wnid order), read from its
-    metadata file without importing open_clip (keeps the registry import fast)."""
-    spec = importlib.util.find_spec("open_clip")
-    for loc in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(loc) / "zero_shot_metadata.py"
-        if path.is_file():
-            mod_spec = importlib.util.spec_from_file_location("_seven_bench_oc_zero_shot_metadata", path)
-            module = importlib.util.module_from_spec(mod_spec)  # type: ignore[arg-type]
-            mod_spec.loader.exec_module(module)  # type: ignore[union-attr]
-            return tuple(module.IMAGENET_CLASSNAMES)
-    return tuple(f"class {i}" for i in range(1000))
-
-
-IMAGENET_CLASSES = _imagenet_classnames()
 _WNID = re.compile(r"^n\d{8}$")
-
-
-# ------------------------------------------------------------------------------- per-task facts
-# name -> (class names, torchvision class, download host, expected local layout)
-IMAGE_SPECS: dict[str, dict[str, Any]] = {
-    "mnist": {"classes": DIGITS, "host": "ossci-datasets.s3.amazonaws.com",
-              "expect": "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz (+ train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz)",
-              "desc": "MNIST digits (10 classes), CLIP prompt 'a photo of the number: \"{}\".'"},
-    "svhn": {"classes": DIGITS, "host": "ufldl.stanford.edu", "port": 80, "expect": "train_32x32.mat, test_32x32.mat",
-             "desc": "SVHN cropped digits (10 classes)"},
-    "gtsrb": {"classes": GTSRB_CLASSES, "host": "sid.erda.dk",
-              "expect": "gtsrb/GTSRB/Training/, gtsrb/GTSRB/Final_Test/Images/, gtsrb/GT-final_test.csv",
-              "desc": "German traffic signs (43 classes, CLIP's class names)"},
-    "cifar10": {"classes": CIFAR10_CLASSES, "host": "www.cs.toronto.edu", "expect": "cifar-10-batches-py/",
-                "desc": "CIFAR-10 (10 classes)"},
-    "cifar100": {"classes": CIFAR100_CLASSES, "host": "www.cs.toronto.edu", "expect": "cifar-100-python/",
-                 "desc": "CIFAR-100 fine labels (100 classes)"},
-    "imagenet": {"classes": IMAGENET_CLASSES, "host": None, "expect": "train/ and val/ with one sub-folder per wnid",
-                 "desc": "ImageNet-1k from an ImageFolder (task.image_folder)"},
-}
 
 
 def _cache_dir(name: str) -> Path:
@@ -146,144 +51,6 @@ def _host_reachable(host: str | None, port: int = 443) -> bool:
     return bool(host) and not offline_forced() and host_reachable(host, port)
 
 
-# ----------------------------------------------------------------------------------- MNIST (IDX)
-def mnist_file(folder: Path, stem: str) -> Path | None:
-    for d in (folder, folder / "MNIST" / "raw", folder / "raw"):
-        for name in (f"{stem}.gz", stem):
-            if (d / name).is_file():
-                return d / name
-    return None
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (optionally gzipped): big-endian magic (0x0000 type ndim), dims, then uint8 data."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
-    magic = int.from_bytes(raw[:4], "big")
-    if magic >> 8 != 0x08:
-        raise UserError(f"{path} is not a uint8 IDX file (magic {magic:#010x})")
-    ndim = magic & 0xFF
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise UserError(f"{path} is truncated: expected {int(np.prod(dims))} values, found {data.size}")
-    return data.reshape(dims)
-
-
-def _mnist_present(folder: Path) -> bool:
-    return all(mnist_file(folder, s) for s in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
-
-
-def _load_mnist_arrays(folder: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], list[str]]:
-    """(train images, labels), (eval images, labels), warnings."""
-    test_x = read_idx(mnist_file(folder, "t10k-images-idx3-ubyte"))  # type: ignore[arg-type]
-    test_y = read_idx(mnist_file(folder, "t10k-labels-idx1-ubyte"))  # type: ignore[arg-type]
-    train_xf = mnist_file(folder, "train-images-idx3-ubyte")
-    train_yf = mnist_file(folder, "train-labels-idx1-ubyte")
-    if train_xf is not None and train_yf is not None:
-        return (read_idx(train_xf), read_idx(train_yf)), (test_x, test_y), []
-    n_train = int(round(MNIST_TRAIN_FRACTION * len(test_y)))
-    missing = "train-images-idx3-ubyte.gz" if train_xf is None else "train-labels-idx1-ubyte.gz"
-    warning = (
-        f"mnist: {missing} is missing under {folder}; train/eval are a deterministic split of the "
-        f"{len(test_y)} t10k test images (first {n_train} train, last {len(test_y) - n_train} eval), "
-        f"so accuracies are not comparable to the paper's MNIST numbers"
-    )
-    return (test_x[:n_train], test_y[:n_train]), (test_x[n_train:], test_y[n_train:]), [warning]
-
-
-# ------------------------------------------------------------------------------------- datasets
-class ArrayImages:
-    """uint8 images [N, H, W] or [N, H, W, C] with integer labels -> (PIL image, label)."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray):
-        if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        self.images = images
-        self.labels = np.asarray(labels, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> tuple[Any, int]:
-        from PIL import Image
-
-        return Image.fromarray(self.images[i]), int(self.labels[i])
-
-
-class FileImages:
-    """(path, label) samples (an ImageFolder's) -> (PIL image, label)."""
-
-    def __init__(self, samples: Sequence[tuple[str, int]]):
-        self.samples = list(samples)
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, i: int) -> tuple[Any, int]:
-        from PIL import Image
-
-        path, label = self.samples[i]
-        with open(path, "rb") as f:
-            img = Image.open(f)
-            img.load()
-        return img, int(label)
-
-
-def _to_tensor(img: Any) -> torch.Tensor:
-    arr = np.asarray(img, dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
-
-
-class ImageExamples(torch.utils.data.Dataset):
-    """A (PIL, label) source, subsampled by `indices`, featurized as {"pixel_values", "labels"}."""
-
-    def __init__(self, base: Any, indices: Sequence[int] | None, preprocess: Callable[[Any], torch.Tensor] | None):
-        self.base = base
-        self.indices = list(range(len(base))) if indices is None else [int(i) for i in indices]
-        self.preprocess = preprocess or _to_tensor
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def label(self, i: int) -> int:
-        """The label of example i without decoding the image where the source allows it."""
-        j = self.indices[i]
-        if isinstance(self.base, ArrayImages):
-            return int(self.base.labels[j])
-        if isinstance(self.base, FileImages):
-            return int(self.base.samples[j][1])
-        return int(self.base[j][1])
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        img, label = self.base[self.indices[i]]
-        return {"pixel_values": self.preprocess(img.convert("RGB")), "labels": int(label)}
-
-
-def collate(examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    return {
-        "pixel_values": torch.stack([e["pixel_values"] for e in examples]),
-        "labels": torch.tensor([int(e["labels"]) for e in examples], dtype=torch.long),
-    }
-
-
-def top1(preds: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    preds, labels = np.asarray(preds).reshape(-1), np.asarray(labels).reshape(-1)
-    if preds.shape != labels.shape:
-        raise ValueError(f"{preds.shape[0]} predictions for {labels.shape[0]} labels")
-    return {"top1": float((preds == labels).mean()) if labels.size else 0.0}
-
-
-def subsample(n: int, k: Any, seed: int = 0) -> list[int] | None:
-    """A deterministic subset of k of range(n) (sorted), or None for all."""
-    if k is None or int(k) >= n:
-        return None
-    if int(k) <= 0:
-        raise UserError(f"max_train_examples/max_eval_examples must be positive, got {k}")
-    return sorted(np.random.default_rng(seed).permutation(n)[: int(k)].tolist())
-
-
 # ---------------------------------------------------------------------------------- image folder
 def _folder_classes(folder: Path) -> list[str]:
     train = folder / "train"
@@ -292,10 +59,16 @@ def _folder_classes(folder: Path) -> list[str]:
 
 def _check_image_folder(task: str, folder: Path) -> None:
     if not folder.is_dir():
-        raise UserError(f"task.image_folder={folder} does not exist: pass a folder with train/ and val/ holding one sub-folder per class")
+        raise UserError(
+            f"task.image_folder={folder} does not exist: pass a folder with train/ and val/ holding one "
+            "sub-folder per class"
+        )
     missing = [s for s in ("train", "val") if not (folder / s).is_dir()]
     if missing:
-        raise UserError(f"task.image_folder={folder} has no {' or '.join(m + '/' for m in missing)}: {task} needs train/ and val/ with one sub-folder per class")
+        raise UserError(
+            f"task.image_folder={folder} has no {' or '.join(m + '/' for m in missing)}: {task} needs train/ "
+            "and val/ with one sub-folder per class"
+        )
     if not _folder_classes(folder):
         raise UserError(f"task.image_folder={folder}: train/ has no class sub-folders")
 
@@ -317,7 +90,9 @@ def folder_class_names(task: str, folder: Path) -> tuple[str, ...]:
                 raise UserError(f"{names_file} names no class for sub-folders {', '.join(absent[:5])}")
             return tuple(mapping[f].strip() for f in folders)
         if len(lines) != len(folders):
-            raise UserError(f"{names_file} has {len(lines)} names but {folder / 'train'} has {len(folders)} class sub-folders")
+            raise UserError(
+                f"{names_file} has {len(lines)} names but {folder / 'train'} has {len(folders)} class sub-folders"
+            )
         return tuple(ln.strip() for ln in lines)
     static = IMAGE_SPECS[task]["classes"] if task in IMAGE_SPECS else ()
     if task == "imagenet" and len(folders) == len(IMAGENET_CLASSES) and all(_WNID.match(f) for f in folders):
@@ -365,9 +140,15 @@ def dataset_present(task: str, folder: Path) -> bool:
         return (folder / "train_32x32.mat").is_file() and (folder / "test_32x32.mat").is_file()
     if task == "gtsrb":
         base = folder / "gtsrb"
-        return (base / "GTSRB" / "Training").is_dir() and (base / "GTSRB" / "Final_Test" / "Images").is_dir() and (base / "GT-final_test.csv").is_file()
+        return (
+            (base / "GTSRB" / "Training").is_dir()
+            and (base / "GTSRB" / "Final_Test" / "Images").is_dir()
+            and (base / "GT-final_test.csv").is_file()
+        )
     if task == "cifar10":
-        return (folder / "cifar-10-batches-py" / "test_batch").is_file() and (folder / "cifar-10-batches-py" / "data_batch_1").is_file()
+        return (folder / "cifar-10-batches-py" / "test_batch").is_file() and (
+            folder / "cifar-10-batches-py" / "data_batch_1"
+        ).is_file()
     if task == "cifar100":
         return (folder / "cifar-100-python" / "train").is_file() and (folder / "cifar-100-python" / "test").is_file()
     return False
@@ -382,7 +163,10 @@ def _route(task: str, cfg: Mapping[str, Any], root: Path | None) -> tuple[str, P
     spec = IMAGE_SPECS[task]
     if task == "imagenet":
         where = f"{root / 'imagenet'}" if root is not None else f"${DATA_ENV}/imagenet"
-        raise UserError(f"task=imagenet needs task.image_folder=<dir with train/ and val/ holding one sub-folder per wnid> (or {where}/{{train,val}})")
+        raise UserError(
+            "task=imagenet needs task.image_folder=<dir with train/ and val/ holding one sub-folder per "
+            f"wnid> (or {where}/{{train,val}})"
+        )
     local = root / task if root is not None else None
     if local is not None and dataset_present(task, local):
         return "local", local
@@ -393,7 +177,8 @@ def _route(task: str, cfg: Mapping[str, Any], root: Path | None) -> tuple[str, P
         return "download", cache
     where = str(local) if local is not None else f"${DATA_ENV}/{task} (${DATA_ENV} is unset)"
     raise UserError(
-        f"task={task} has no data: put {spec['expect']} under {where}, or pass task.image_folder=<dir with train/ and val/>; "
+        f"task={task} has no data: put {spec['expect']} under {where}, or pass task.image_folder=<dir with "
+        "train/ and val/>; "
         f"the download host {spec['host']} is unreachable"
     )
 
@@ -404,13 +189,21 @@ def _torchvision_sources(task: str, path: Path, download: bool) -> tuple[Any, An
     if download:
         path.mkdir(parents=True, exist_ok=True)
     if task == "svhn":
-        return tvd.SVHN(str(path), split="train", download=download), tvd.SVHN(str(path), split="test", download=download)
+        return tvd.SVHN(str(path), split="train", download=download), tvd.SVHN(
+            str(path), split="test", download=download
+        )
     if task == "gtsrb":
-        return tvd.GTSRB(str(path), split="train", download=download), tvd.GTSRB(str(path), split="test", download=download)
+        return tvd.GTSRB(str(path), split="train", download=download), tvd.GTSRB(
+            str(path), split="test", download=download
+        )
     if task == "cifar10":
-        return tvd.CIFAR10(str(path), train=True, download=download), tvd.CIFAR10(str(path), train=False, download=download)
+        return tvd.CIFAR10(str(path), train=True, download=download), tvd.CIFAR10(
+            str(path), train=False, download=download
+        )
     if task == "cifar100":
-        return tvd.CIFAR100(str(path), train=True, download=download), tvd.CIFAR100(str(path), train=False, download=download)
+        return tvd.CIFAR100(str(path), train=True, download=download), tvd.CIFAR100(
+            str(path), train=False, download=download
+        )
     raise ValueError(task)
 
 
@@ -443,12 +236,17 @@ def _load(task: str, cfg: Mapping[str, Any], root: Path | None, bundle: Any) -> 
         eval_src = FileImages(make_dataset(str(path / "val"), class_to_idx, IMG_EXTENSIONS, allow_empty=True))
         val_missing = [f for f in folders if not (path / "val" / f).is_dir()]
         if val_missing:
-            warnings.append(f"{task}: val/ lacks {len(val_missing)} of the {len(folders)} train classes ({', '.join(val_missing[:5])})")
+            warnings.append(
+                f"{task}: val/ lacks {len(val_missing)} of the {len(folders)} train classes "
+                f"({', '.join(val_missing[:5])})"
+            )
         extra = sorted(set(e.name for e in os.scandir(path / "val") if e.is_dir()) - set(folders))
         if extra:
             warnings.append(f"{task}: val/ sub-folders not in train/ are ignored: {', '.join(extra[:5])}")
         if len(train_src) == 0 or len(eval_src) == 0:
-            raise UserError(f"task.image_folder={path}: no images found in {'train/' if len(train_src) == 0 else 'val/'}")
+            raise UserError(
+                f"task.image_folder={path}: no images found in {'train/' if len(train_src) == 0 else 'val/'}"
+            )
         source = f"image_folder:{path}"
     elif task == "mnist":
         if kind == "download":
@@ -476,7 +274,8 @@ def _load(task: str, cfg: Mapping[str, Any], root: Path | None, bundle: Any) -> 
         if diff:
             i = diff[0]
             raise UserError(
-                f"task={task}: the model head's class {i} is {model_classes[i]!r} but the data's is {class_names[i]!r}: "
+                f"task={task}: the model head's class {i} is {model_classes[i]!r} but the data's is "
+                f"{class_names[i]!r}: "
                 f"build the model from seven_bench.tasks.images.resolve_task_info(...)"
             )
 

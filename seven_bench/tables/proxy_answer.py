@@ -1,0 +1,172 @@
+"""The stand-in study's answer (proxy): SEVEN-pre against each baseline, paired by seed, in every column
+they share; the significance and summary tables of those comparisons; and the computed sentences on whether
+SEVEN-pre's ordering over its baselines holds (or what must still run before they can be written). Pure:
+the cells and per-seed values of proxy.proxy_cells in, DataFrames and strings out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import pandas as pd
+
+from seven_bench.tables.keys import is_dense, method_label
+from seven_bench.tables.layout import MISSING
+from seven_bench.tables.stats import PairedDifference, paired_difference, seeds_phrase
+
+REFERENCE = "seven_pre"  # the method whose ordering over its baselines the study asks about
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """SEVEN-pre against one baseline in one column: the means over seeds and the paired difference."""
+
+    column: str
+    method: str
+    reference_mean: float
+    other_mean: float
+    difference: PairedDifference
+
+    @property
+    def ahead(self) -> bool:
+        return self.reference_mean > self.other_mean
+
+
+def comparisons(cells: pd.DataFrame, values: Mapping[tuple[str, str], Mapping[int, float]]) -> list[Comparison]:
+    """Every pruning method that shares a column with SEVEN-pre, paired with it by seed."""
+    found = []
+    means = {(c, m): mean for c, m, mean in zip(cells["column"], cells["method"], cells["mean"])}
+    for column, method in zip(cells["column"], cells["method"]):
+        if method == REFERENCE or is_dense(method) or (column, REFERENCE) not in means:
+            continue
+        found.append(
+            Comparison(
+                column,
+                method,
+                means[(column, REFERENCE)],
+                means[(column, method)],
+                paired_difference(values[(column, REFERENCE)], values[(column, method)]),
+            )
+        )
+    return found
+
+
+def significance_table(found: Sequence[Comparison]) -> pd.DataFrame:
+    rows = []
+    for comparison in found:
+        d = comparison.difference
+        interval = MISSING if math.isnan(d.low) else f"[{d.low:+.2f}, {d.high:+.2f}]"
+        rows.append(
+            [
+                comparison.column,
+                method_label(comparison.method),
+                d.n,
+                MISSING if math.isnan(d.mean) else f"{d.mean:+.2f}",
+                interval,
+                d.verdict,
+            ]
+        )
+    table = pd.DataFrame(
+        rows, columns=["Column", "Method", "Paired seeds", "SEVEN-pre − method (mean)", "95% CI", "SEVEN-pre is"]
+    )
+    return table.set_index("Column")
+
+
+def summary_table(found: Sequence[Comparison]) -> pd.DataFrame:
+    """Per baseline, over the columns it shares with SEVEN-pre: where SEVEN-pre's mean is ahead, and the verdicts."""
+    rows = []
+    for method in dict.fromkeys(c.method for c in found):
+        mine = [c for c in found if c.method == method]
+        verdicts = [c.difference.verdict for c in mine]
+        rows.append(
+            [
+                method_label(method),
+                len(mine),
+                sum(c.ahead for c in mine),
+                verdicts.count("better"),
+                verdicts.count("worse"),
+                len(mine) - verdicts.count("better") - verdicts.count("worse"),
+            ]
+        )
+    table = pd.DataFrame(
+        rows,
+        columns=[
+            "Baseline",
+            "Columns",
+            "SEVEN-pre mean ahead",
+            "SEVEN-pre better (CI)",
+            "SEVEN-pre worse (CI)",
+            "Cannot separate",
+        ],
+    )
+    return table.set_index("Baseline")
+
+
+def answer(found: Sequence[Comparison]) -> list[str]:
+    """Two sentences on whether SEVEN-pre's ordering over its baselines holds, computed from the comparisons;
+    empty when no comparison has the two paired seeds an interval needs (missing_for_answer says why)."""
+    if not found or max(c.difference.n for c in found) < 2:
+        return []
+    total, ahead = len(found), sum(c.ahead for c in found)
+    better = [c for c in found if c.difference.verdict == "better"]
+    worse = [c for c in found if c.difference.verdict == "worse"]
+    unsure = total - len(better) - len(worse)
+    counts = sorted({c.difference.n for c in found})
+    seeds = seeds_phrase(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]} seeds"
+    first = (
+        f"SEVEN-pre's mean is above the baseline's in {ahead} of {total} column–baseline comparisons "
+        f"({len({c.method for c in found})} baseline(s) over {len({c.column for c in found})} column(s)), "
+        f"and the paired 95% CI over {seeds} finds it better in {len(better)}, worse in {len(worse)} and "
+        f"cannot separate {unsure}."
+    )
+    losers = ", ".join(dict.fromkeys(f"{method_label(c.method)} ({c.column})" for c in worse))
+    if better and not worse:
+        second = (
+            f"So on this stand-in SEVEN-pre's ordering over its baselines holds wherever the seeds can tell "
+            f"({len(better)} separated comparison(s), all in its favour)."
+        )
+    elif worse and not better:
+        second = (
+            f"So on this stand-in SEVEN-pre's ordering over its baselines does not hold: every separated "
+            f"comparison has the baseline ahead: {losers}."
+        )
+    elif better and worse:
+        second = (
+            f"So on this stand-in the ordering is mixed: SEVEN-pre is separated as better in {len(better)} "
+            f"comparison(s) and as worse in {len(worse)}: {losers}."
+        )
+    else:
+        lean = (
+            "lean towards SEVEN-pre"
+            if 2 * ahead > total
+            else "lean against SEVEN-pre"
+            if 2 * ahead < total
+            else "lean neither way"
+        )
+        second = (
+            f"So the seeds cannot tell whether SEVEN-pre's ordering over its baselines holds on this stand-in: "
+            f"the means {lean}, but no difference is separated from 0 with {seeds}."
+        )
+    return [first, second]
+
+
+def missing_for_answer(cells: pd.DataFrame, found: Sequence[Comparison]) -> list[str]:
+    """What must still run before the study can answer (empty when answer() has one)."""
+    if cells.empty:
+        return ["no successful run records"]
+    pruned = cells[~cells["method"].map(is_dense).astype(bool)]
+    reasons = []
+    if REFERENCE not in set(pruned["method"]):
+        reasons.append("no SEVEN-pre records (pruner=seven_pre): it is the method whose ordering is asked about")
+    if pruned[pruned["method"] != REFERENCE].empty:
+        reasons.append("no baseline records (e.g. pruner=random, magnitude, snip, grasp)")
+    if not reasons and not found:
+        with_reference = ", ".join(pruned.loc[pruned["method"] == REFERENCE, "column"])
+        reasons.append(f"no baseline ran in a column where SEVEN-pre ran ({with_reference})")
+    if found and max(c.difference.n for c in found) < 2:
+        reasons.append(
+            "no SEVEN-pre/baseline pair shares two seeds; a paired 95% CI needs at least two (e.g. seed=0,1,2 for both)"
+        )
+    return reasons
