@@ -3,7 +3,8 @@
 STS-B, because MiniLM (a sentence-embedding model) learns it within a minute of fine-tuning and pruners
 visibly differ on it at the paper's sparsity (on RTE everything stays at chance). Three cells at sparsity 0.5
 (dense, one-shot magnitude, SEVEN-pre), pooler kept dense as in the proxy study, with fewer scoring batches
-and training steps than the paper's recipe, so it finishes in a few minutes on two CPU cores. Beside each
+and training steps (at a higher learning rate) than the paper's recipe, so it finishes in under five minutes
+on two CPU cores. Beside each
 number: what the full recipe gave in the committed proxy study (results/proxy/), when it has that cell.
 """
 
@@ -26,12 +27,16 @@ from seven_bench.spec import build_spec
 
 RESULTS = "results/demo"
 STEPS = 60
+# 60 steps at 5x the paper's learning rate: enough for the dense model to learn STS-B (Pearson ~64 on 500 dev
+# pairs) within about a minute a cell on 2 cores; the paper's 2e-5 needs its full 540 steps.
 SHORT = [
     "model=minilm",
     "task=stsb",
     "sparsity=0.5",
     "model.prune_pooler=false",
     f"trainer.max_steps={STEPS}",
+    "trainer.lr=1e-4",
+    "task.max_eval_examples=500",
     "progress=true",
 ]
 PROXY = Path("results/proxy/runs")
@@ -75,7 +80,7 @@ def full_recipe(spec_dict: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    console = Console()
+    console = Console(width=max(110, Console().width))  # the table stays readable in a log or a narrow terminal
     console.print(
         f"[bold]seven-bench demo[/]: MiniLM on STS-B at sparsity 0.5, {STEPS} fine-tuning steps "
         f"(records in {RESULTS}/; rerunning reuses finished cells)"
@@ -93,7 +98,8 @@ def main() -> None:
         rows.append((pruner, run_cell(spec, RESULTS, progress=True), full_recipe(spec.to_dict())))
 
     table = Table(
-        title=f"STS-B dev Pearson x 100, MiniLM, {STEPS} fine-tuning steps (the paper's recipe: 3 epochs = 540 steps)"
+        title=f"STS-B dev Pearson x 100 (500 pairs), MiniLM, {STEPS} steps at lr 1e-4 "
+        "(full recipe: 540 steps at 2e-5, 1,500 pairs)"
     )
     columns = ("pruner", "target sparsity", "achieved", "Pearson", "full recipe", "prune s", "train s", "status")
     for col in columns:
