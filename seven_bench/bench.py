@@ -5,7 +5,8 @@
    persistent state as a multiple of the prunable weights' bytes.
 2. Dyn pruners on MiniLM: a full training step with the pruner active against a dense training step
    (same batch, same optimizer, two model copies, interleaved), and the pruner state's bytes.
-3. Global selection on 85M scores (BERT-base's prunable set), against a full sort of the same buffer.
+3. Global selection on 85M scores (BERT-base's prunable set), tensor by tensor, against the same cut on one
+   concatenated buffer and a full sort.
 4. SEVEN-pre's scoring-step ratio on a ViT-B/32-sized visual tower (random weights), as in 1.
 
 Median of the interleaved repeats; the ratios are the product, the seconds are context for this machine.
@@ -30,7 +31,7 @@ from rich.table import Table
 from seven_bench.pruning.base import PruneContext, Pruner
 from seven_bench.pruning.pre import PrePruner
 from seven_bench.pruning.registry import PRUNERS
-from seven_bench.pruning.selection import global_topk
+from seven_bench.pruning.selection import global_topk, select_flat
 from seven_bench.train import build_optimizer, build_scheduler, train_step
 
 PRE_PRUNERS = {
@@ -225,22 +226,26 @@ def _always_pruning(name: str, repeats: int) -> dict[str, Any]:
 
 
 def bench_selection(repeats: int) -> dict[str, Any]:
-    """Global cut over BERT-base's 72 encoder matrices + pooler (85,524,480 scores)."""
+    """Global cut over BERT-base's 72 encoder matrices + pooler (85,524,480 scores): the tensor-by-tensor cut
+    `global_topk` uses, the same cut on one concatenated buffer (the previous implementation), and a full sort."""
     gen = torch.Generator().manual_seed(0)
     scores = {
         f"l{i}.{j}": torch.rand(shape, generator=gen) for i in range(12) for j, shape in enumerate(BERT_BASE_SHAPES)
     }
     scores["pooler"] = torch.rand(768, 768, generator=gen)
     n = sum(s.numel() for s in scores.values())
-    select, sort = [], []
+    select, flat, sort = [], [], []
     for _ in range(repeats):
         select.append(_timed(lambda: global_topk(scores, 0.3)))
+        flat.append(_timed(lambda: select_flat(torch.cat([s.flatten() for s in scores.values()]), 0.3)))
         sort.append(_timed(lambda: torch.cat([s.flatten() for s in scores.values()]).sort()))
     return {
         "scores": n,
         "select_s": statistics.median(select),
+        "one_buffer_s": statistics.median(flat),
         "sort_s": statistics.median(sort),
         "ratio": statistics.median(select) / statistics.median(sort),
+        "ratio_vs_one_buffer": statistics.median(select) / statistics.median(flat),
     }
 
 
@@ -323,8 +328,9 @@ def main(argv: list[str] | None = None) -> None:
     if "selection" not in args.skip:
         sel = report["selection_85m"] = bench_selection(args.repeats)
         console.print(
-            f"Global selection over {sel['scores']:,} scores (BERT-base): {sel['select_s']:.3f} s, "
-            f"{sel['ratio']:.3f}x the time of a full sort ({sel['sort_s']:.3f} s)"
+            f"Global selection over {sel['scores']:,} scores (BERT-base): {sel['select_s']:.3f} s (target <= 0.3 s), "
+            f"{sel['ratio_vs_one_buffer']:.2f}x the same cut on one buffer ({sel['one_buffer_s']:.3f} s), "
+            f"{sel['ratio']:.3f}x a full sort ({sel['sort_s']:.3f} s)"
         )
     if "clip" not in args.skip:
         bundle, batches = clip_setup(8)

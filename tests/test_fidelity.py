@@ -285,3 +285,31 @@ def test_dead_output_units_and_tensor_specific_wording():
     assert (
         collapse_warnings({"layer.0.intermediate.dense.weight": 0.5}, {"layer.0.intermediate.dense.weight": 0.5}) == []
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# the large-input global cut (tensor by tensor, global_cut.py) equals the one-buffer cut, rule by rule
+
+
+@pytest.mark.parametrize("rule", ["exact", "floor", "floor_ties", "kthvalue_ties", "prune_floor"])
+@pytest.mark.parametrize("ratio", [0.3, 0.61, 0.999])
+def test_large_global_cut_equals_the_flat_cut(rule, ratio):
+    from seven_bench.pruning.selection import _flat_scores, _split
+
+    gen = torch.Generator().manual_seed(7)
+    # 1.3M scores over three tensors, drawn from 5,000 values: heavy ties at every threshold
+    scores = {
+        name: torch.randint(0, 5000, shape, generator=gen).float()
+        for name, shape in (("a", (700, 1000)), ("b", (300, 1000)), ("c", (1000, 300)))
+    }
+    eligible = {name: torch.rand(s.shape, generator=gen) > 0.2 for name, s in scores.items()}
+    for allowed in (None, eligible):
+        got = global_topk(scores, ratio, allowed, rule)
+        flat = _flat_scores(scores, allowed, rule)
+        want = _split(select_flat(flat, ratio, rule), scores)
+        for name in scores:
+            assert torch.equal(got[name], want[name]), (rule, ratio, name)
+    if rule != "prune_floor" and ratio < 0.9:  # the bracket holds: the tensor-by-tensor path really ran
+        from seven_bench.pruning.selection import _flat_part, _large_cut
+
+        assert _large_cut([_flat_part(s, None, rule) for s in scores.values()], ratio, rule) is not None

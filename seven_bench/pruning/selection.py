@@ -35,6 +35,7 @@ from typing import Callable
 import torch
 
 from seven_bench.errors import UserError
+from seven_bench.pruning import global_cut
 
 Masks = dict[str, torch.Tensor]
 Scores = dict[str, torch.Tensor]
@@ -185,15 +186,18 @@ def _fill_value(rule: str) -> float:
     return 0.0 if rule == "floor_ties" else float("-inf")
 
 
+def _flat_part(score: torch.Tensor, eligible: torch.Tensor | None, rule: str) -> torch.Tensor:
+    """One tensor's scores as a flat float32 view (a copy only when filled or converted); entries that may
+    not be chosen (already pruned, no resurrection) are filled as the count rule says."""
+    part = score.detach().reshape(-1).float()
+    if eligible is not None:
+        part = part.masked_fill(~eligible.reshape(-1), _fill_value(rule))
+    return part
+
+
 def _flat_scores(scores: Scores, eligible: Masks | None, rule: str = "exact") -> torch.Tensor:
-    """One float32 buffer; entries that may not be chosen (already pruned, no resurrection) are filled."""
-    parts = []
-    for name, score in scores.items():
-        part = score.detach().reshape(-1).float()
-        if eligible is not None:
-            part = part.masked_fill(~eligible[name].reshape(-1), _fill_value(rule))
-        parts.append(part)
-    return torch.cat(parts)
+    """One float32 buffer of every tensor's scores."""
+    return torch.cat([_flat_part(s, None if eligible is None else eligible[n], rule) for n, s in scores.items()])
 
 
 def _split(mask: torch.Tensor, scores: Scores) -> Masks:
@@ -206,8 +210,26 @@ def _split(mask: torch.Tensor, scores: Scores) -> Masks:
     return out
 
 
+def _large_cut(parts: list[torch.Tensor], keep_ratio: float, rule: str) -> list[torch.Tensor] | None:
+    """`global_cut.cut` for the rules that reduce to "the kth largest, ties first or all" (None otherwise)."""
+    n = sum(p.numel() for p in parts)
+    k = keep_count(keep_ratio, n, rule)
+    if rule == "prune_floor":
+        return None
+    kth = min(n, k + 1) if rule == "kthvalue_ties" else k
+    if kth <= 0 or kth >= n or (rule == "kthvalue_ties" and k >= n):
+        return None  # keep nothing / everything: the flat path's edge cases
+    return global_cut.cut(parts, kth, "first" if rule in ("exact", "floor") else "all")
+
+
 def global_topk(scores: Scores, keep_ratio: float, eligible: Masks | None = None, count_rule: str = "exact") -> Masks:
-    """One threshold over every prunable tensor (SEVEN, SNIP, GraSP, magnitude, PLATON)."""
+    """One threshold over every prunable tensor (SEVEN, SNIP, GraSP, magnitude, PLATON). Above a million
+    scores the cut works tensor by tensor (global_cut.py) instead of on one concatenated copy."""
+    if sum(s.numel() for s in scores.values()) > _DIRECT:
+        parts = [_flat_part(s, None if eligible is None else eligible[n], count_rule) for n, s in scores.items()]
+        masks = _large_cut(parts, keep_ratio, count_rule)
+        if masks is not None:
+            return {name: mask.view(score.shape) for (name, score), mask in zip(scores.items(), masks)}
     flat = _flat_scores(scores, eligible, count_rule)
     return _split(select_flat(flat, keep_ratio, count_rule), scores)
 
