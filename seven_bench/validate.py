@@ -180,7 +180,12 @@ def _yaml_keys(path: Path) -> frozenset[str] | None:
     if not path.is_file():
         return None
     data = yaml.safe_load(path.read_text()) or {}
-    return frozenset(k for k in data if k not in _NOT_KEYS)
+    keys = {k for k in data if k not in _NOT_KEYS}
+    for entry in data.get("defaults") or []:  # `- /pruner_tables/b3@paper_by_task: window_paper` adds paper_by_task
+        for target in entry if isinstance(entry, dict) else ():
+            if "@" in str(target):
+                keys.add(str(target).split("@", 1)[1].split(".")[0])
+    return frozenset(keys)
 
 
 def group_keys(group: str, name: str) -> frozenset[str] | None:
