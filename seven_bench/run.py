@@ -25,7 +25,6 @@ from seven_bench.pruning.base import (
     dead_output_units,
     pruned_but_nonzero,
 )
-from seven_bench.pruning.registry import PRUNERS
 from seven_bench.records import (
     SCHEMA_VERSION,
     environment,
@@ -163,7 +162,7 @@ def run_cell(
         if settings.get("max_steps"):
             total_steps = min(total_steps, int(settings["max_steps"]))
 
-        pruner = PRUNERS.get(spec.pruner["name"]).build(spec.pruner, spec.density, spec.seed)
+        pruner = spec.take_pruner()
         ctx = PruneContext(
             bundle.model,
             bundle.prunable,

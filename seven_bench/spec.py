@@ -39,6 +39,16 @@ class CellSpec:
         blob = json.dumps(ident, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
+    def take_pruner(self) -> Any:
+        """The pruner `build_spec` built (and validated) for this cell, handed over once; a spec run again
+        (or made by hand) builds a fresh one, since a pruner holds the state of one run."""
+        from seven_bench.pruning.registry import PRUNERS
+
+        built = self.__dict__.pop("_built_pruner", None)
+        if built is None:
+            built = PRUNERS.get(self.pruner["name"]).build(self.pruner, self.density, self.seed)
+        return built
+
     @property
     def density(self) -> float:
         return 1.0 - self.sparsity
@@ -122,7 +132,7 @@ def build_spec(cfg: Mapping[str, Any]) -> CellSpec:
         pruner.pop("n", None)
         pruner.pop("m", None)
     pruner["timing"] = pruner_entry.timing
-    pruner_entry.build(pruner, 1.0 - sparsity, seed)  # constructors only check and store: bad values stop here
+    built = pruner_entry.build(pruner, 1.0 - sparsity, seed)  # constructors check and store: bad values stop here
     trainer = resolve_trainer(
         raw.get("trainer") or {}, model_entry.modality, pruner_entry.timing, pruner_trainer, pruner_entry.name
     )
@@ -139,4 +149,6 @@ def build_spec(cfg: Mapping[str, Any]) -> CellSpec:
         files = task_entry.local_files(task_cfg, data_root())
         if files:
             task_cfg["data_fingerprint"] = fingerprint_files(files, data_root())
-    return CellSpec(model=model_cfg, task=task_cfg, pruner=pruner, sparsity=sparsity, seed=seed, trainer=trainer)
+    spec = CellSpec(model=model_cfg, task=task_cfg, pruner=pruner, sparsity=sparsity, seed=seed, trainer=trainer)
+    object.__setattr__(spec, "_built_pruner", built)  # run_cell takes it: the pruner is built once per cell
+    return spec

@@ -202,3 +202,20 @@ def test_sweep_group_options_are_forced_but_checked():
     ]  # single runs: Hydra checks
     with pytest.raises(SystemExit):
         force_group_options(["-m", "pruner.fit_schedul=true"])
+
+
+def test_the_pruner_is_built_once_per_cell(monkeypatch, tmp_path):
+    import dataclasses
+
+    from seven_bench.pruning.registry import PRUNERS
+
+    entry = PRUNERS.get("magnitude")
+    calls = []
+    counting = dataclasses.replace(entry, build=lambda *a: calls.append(a) or entry.build(*a))
+    monkeypatch.setitem(PRUNERS._entries, "magnitude", counting)
+    spec = _spec("pruner=magnitude", "sparsity=0.5")
+    assert len(calls) == 1  # validation builds it ...
+    record = run_cell(spec, tmp_path, progress=False)
+    assert record["status"] == "ok" and len(calls) == 1  # ... and the run takes that one
+    run_cell(spec, tmp_path, force=True, progress=False)
+    assert len(calls) == 2  # a second run of the same spec gets a fresh pruner
