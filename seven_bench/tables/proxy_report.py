@@ -109,6 +109,19 @@ def what_ran(records: Sequence[Mapping[str, Any]], skipped: Sequence[str]) -> li
         + ", ".join(f"{model} (stand-in for the paper's {paper_model_name(model)})" for model in models)
         + (f"; weights from {', '.join(weights)}" if weights else "")
         + ".",
+        "Prunable set: "
+        + (
+            _counted(
+                [
+                    "encoder Linear weights + pooler (the paper's)"
+                    if r["spec"]["model"].get("prune_pooler", True)
+                    else "encoder Linear weights, pooler kept dense (model.prune_pooler=false)"
+                    for r in records
+                ]
+            )
+            or "none"
+        )
+        + ".",
         "Data: " + ("; ".join(data) if data else "none yet") + ".",
         "Recipes (spec.trainer): "
         + (_counted([_recipe(r["spec"].get("trainer") or {}) for r in records]) or "none")
