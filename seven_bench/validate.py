@@ -268,7 +268,8 @@ def check_device(name: str) -> None:
         device = torch.device(name)
     except (RuntimeError, ValueError):
         raise UserError(
-            f"trainer.device={name} is not a torch device: pass trainer.device=auto, cpu or e.g. cuda:0"
+            f"trainer.device={name} is not a torch device: "
+            "pass trainer.device=auto, cpu or <type>:<index> as torch names it"
         ) from None
     module = getattr(torch, device.type, None)
     backend = getattr(torch.backends, device.type, None)

@@ -17,16 +17,21 @@ import torch
 SAMPLE = 262_144  # sample size for the bracket; the candidate set is about n * 12 / sqrt(SAMPLE)
 
 
-def cut(parts: list[torch.Tensor], kth: int, ties: str) -> list[torch.Tensor] | None:
-    """Masks keeping the kth largest entries of the 1-D `parts` together (1 <= kth < n), or None."""
+def bracket(parts: list[torch.Tensor], kth: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lo, hi) around the kth largest of all `parts`, from quantiles of a strided sample: exactness never
+    depends on it (callers check their counts and fall back when the bracket misses)."""
     n = sum(p.numel() for p in parts)
     stride = max(1, n // SAMPLE)
     sample = torch.cat([p[::stride] for p in parts]).sort().values
     size = sample.numel()
     rank = (n - kth) / n  # ascending position of the threshold, as a fraction
     margin = 6.0 / size**0.5
-    lo = sample[max(0, int((rank - margin) * size))]
-    hi = sample[min(size - 1, int((rank + margin) * size) + 1)]
+    return sample[max(0, int((rank - margin) * size))], sample[min(size - 1, int((rank + margin) * size) + 1)]
+
+
+def cut(parts: list[torch.Tensor], kth: int, ties: str) -> list[torch.Tensor] | None:
+    """Masks keeping the kth largest entries of the 1-D `parts` together (1 <= kth < n), or None."""
+    lo, hi = bracket(parts, kth)
     above = [p > hi for p in parts]
     n_above = sum(int(torch.count_nonzero(a)) for a in above)
     # hi >= lo, so `> hi` implies `>= lo`: the entries in [lo, hi] are (>= lo) xor (> hi), computed in place

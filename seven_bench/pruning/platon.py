@@ -13,6 +13,8 @@ from seven_bench.errors import UserError
 from seven_bench.pruning.base import PruneContext, Pruner, kept_fraction
 from seven_bench.pruning.dyn import DynPruner
 from seven_bench.pruning.plans import PlatonTiming
+from seven_bench.pruning.selection import resolve_count_rule
+from seven_bench.pruning.seven_repo import build_seven_repo, variant
 
 Tensors = dict[str, torch.Tensor]
 
@@ -181,9 +183,6 @@ class Platon(DynPruner):
 
 
 def build_platon(cfg: Mapping[str, Any], density: float, seed: int) -> Pruner:
-    from seven_bench.pruning.selection import resolve_count_rule
-    from seven_bench.pruning.seven_repo import build_seven_repo, variant
-
     if variant(cfg) == "seven_repo":
         return build_seven_repo("platon", cfg, density)
     return Platon(

@@ -110,7 +110,6 @@ def keep_count(keep_ratio: float, n: int, rule: str = "exact") -> int:
     return min(n, max(0, k))
 
 
-_SAMPLE = 262_144  # sample size for the bracket; the candidate set is about n * 12 / sqrt(_SAMPLE)
 _DIRECT = 1_000_000  # below this, plain kthvalue is already cheap
 
 
@@ -119,12 +118,7 @@ def kth_largest(flat: torch.Tensor, k: int) -> torch.Tensor:
     n = flat.numel()
     if n <= _DIRECT:
         return torch.kthvalue(flat, n - k + 1).values
-    # A strided sample: cheap, deterministic, and exactness never depends on it (see the fallback).
-    sample = flat[:: n // _SAMPLE][:_SAMPLE].sort().values
-    rank = (n - k) / n  # ascending position of the answer, as a fraction
-    margin = 6.0 / _SAMPLE**0.5
-    lo = sample[max(0, int((rank - margin) * _SAMPLE))]
-    hi = sample[min(_SAMPLE - 1, int((rank + margin) * _SAMPLE) + 1)]
+    lo, hi = global_cut.bracket([flat], k)
     above = int(torch.count_nonzero(flat > hi))
     if above < k and int(torch.count_nonzero(flat >= lo)) >= k:
         candidates = flat[(flat >= lo) & (flat <= hi)]

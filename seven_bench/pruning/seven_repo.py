@@ -140,8 +140,7 @@ class SevenRepoDyn(DynPruner):
     def after_optimizer_step(self, step: int, ctx: PruneContext) -> None:
         self._next_step = step + 1
         super().after_optimizer_step(step, ctx)
-        if self.plan.decide(step).update:  # type: ignore[attr-defined]
-            self._task_grads = None
+        self._task_grads = None  # set by extra_loss for this step only (inside the window, where it is used)
 
     def summary(self) -> dict[str, Any]:
         out = super().summary()
