@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from seven_bench.artifacts import ArtifactStore
 from seven_bench.errors import CellInterrupted, NanLossError
 from seven_bench.evaluate import evaluate
 from seven_bench.interrupts import sigterm_raises
@@ -172,6 +173,10 @@ def run_cell(
             spec.seed,
             device,
             progress=progress,
+            settings=dict(settings),
+            steps_per_epoch=len(train_loader),
+            artifacts=ArtifactStore(results_dir),
+            identity={"model": spec.model, "task": spec.task, "seed": spec.seed},
         )
         t0 = time.perf_counter()
         pruner.prepare(ctx)

@@ -154,3 +154,40 @@ def fit(
     result.steps = step
     result.seconds = time.perf_counter() - started - result.eval_seconds
     return result
+
+
+def run_steps(
+    ctx: PruneContext,
+    n_steps: int,
+    settings: dict[str, Any] | None = None,
+    masks: Any = None,
+    on_step: Callable[[int, torch.Tensor], None] | None = None,
+    extra_groups: list[dict[str, Any]] | None = None,
+    desc: str = "train",
+) -> int:
+    """Train `ctx.model` for n_steps on `ctx.batches` with a fresh optimizer and schedule built from
+    `settings` (default: the cell's), re-applying `masks` (a dict name -> bool tensor, or None: no mask)
+    after each step, calling `on_step(step, loss)` after it. For pruners that train inside `prepare` (a
+    lottery round, an early-bird search, a weak ISP copy): the same step as the fine-tune, without its
+    evaluation. Returns the steps taken."""
+    settings = dict(settings if settings is not None else ctx.settings)
+    optimizer = build_optimizer(ctx.model, list(extra_groups or []), settings)
+    scheduler = build_scheduler(optimizer, settings, n_steps)
+    fixed = _FixedMasks(masks)
+    ctx.model.train()
+    bar = tqdm(total=n_steps, desc=desc, disable=not ctx.progress, dynamic_ncols=True, leave=False)
+    for step in range(n_steps):
+        loss = train_step(ctx, fixed, optimizer, scheduler, next(ctx.batches), step, settings.get("max_grad_norm"))
+        if on_step is not None:
+            on_step(step, loss)
+        bar.update(1)
+    bar.close()
+    return n_steps
+
+
+class _FixedMasks(Pruner):
+    """A mask held fixed during `run_steps` (timing none: no hooks of its own)."""
+
+    def __init__(self, masks: Any):
+        super().__init__(1.0)
+        self.masks = masks

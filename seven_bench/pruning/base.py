@@ -74,6 +74,14 @@ class PruneContext:
     # regulariser built from the task gradient (SEVEN repo's soft movement, create_graph) needs it.
     step_loss: torch.Tensor | None = None
     progress: bool = False  # show progress bars for long pruning phases (pre-pruning's N scoring steps)
+    # For pruners that train inside `prepare` (lottery rounds, early-bird search, structured searches):
+    # the cell's resolved trainer settings, the optimizer steps in one epoch of the train loader, where
+    # shared artifacts live (None: no reuse, e.g. in unit tests), and what identifies the cell's model,
+    # data and seed in an artifact key (everything but the pruner and the sparsity).
+    settings: dict[str, Any] = field(default_factory=dict)
+    steps_per_epoch: int = 0
+    artifacts: Any = None  # seven_bench.artifacts.ArtifactStore | None
+    identity: dict[str, Any] = field(default_factory=dict)
 
     def loss(self, batch: dict[str, Any], temperature: float = 1.0) -> torch.Tensor:
         return task_loss(forward_logits(self.model, batch), batch["labels"], self.num_labels, temperature)
