@@ -2,7 +2,8 @@
 interrupted) and a non-zero exit when any cell did not finish, so a script or CI sees a sweep whose cells
 all failed. Hydra drops the jobs' return values, and with the joblib or SLURM launcher each job runs in
 another process, so every job leaves its status in a small file in its own Hydra output folder, which the
-main process reads back when the sweep ends. Configured as a Hydra callback in conf/config.yaml."""
+main process reads back when the sweep ends (the SLURM launcher writes the files of the cells it did not
+submit, and of jobs that died without writing one). Configured as a Hydra callback in conf/config.yaml."""
 
 from __future__ import annotations
 
@@ -29,11 +30,28 @@ def write_job_status(output_dir: str | Path, status: dict[str, Any]) -> None:
     os.replace(tmp, folder / STATUS_FILE)
 
 
+def read_job_status(output_dir: str | Path) -> dict[str, Any] | None:
+    """The status a job left in its output folder, or None (none yet, or unreadable)."""
+    try:
+        status = json.loads((Path(output_dir) / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return status if isinstance(status, dict) else None
+
+
 def summary_line(statuses: list[dict[str, Any]]) -> str:
+    """One line of counts. Cells the SLURM launcher did not submit because their record was complete
+    (`"submitted": false`) count as ok, and the line says how many they were.
+
+        summary_line([{"status": "ok"}, {"status": "ok", "submitted": False}, {"status": "failed"}])
+        # 'seven-bench: sweep of 3 cell(s): 2 ok, 0 skipped, 1 failed, 0 interrupted; 1 already complete, not submitted'
+    """
     counts = Counter(str(s.get("status")) for s in statuses)
     parts = [f"{counts[state]} {state}" for state in STATES]
     parts += [f"{n} {state}" for state, n in sorted(counts.items()) if state not in STATES]
-    return f"seven-bench: sweep of {len(statuses)} cell(s): " + ", ".join(parts)
+    line = f"seven-bench: sweep of {len(statuses)} cell(s): " + ", ".join(parts)
+    complete = sum(1 for s in statuses if s.get("status") == "ok" and s.get("submitted") is False)
+    return line + (f"; {complete} already complete, not submitted" if complete else "")
 
 
 def _in_sweep(config: DictConfig) -> bool:
