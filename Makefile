@@ -18,14 +18,14 @@ demo: install
 	SEVEN_BENCH_DATA=$(DATA) HF_HUB_OFFLINE=1 $(BIN)/python -m seven_bench.demo
 
 lint: install
-	$(BIN)/ruff check seven_bench tests
-	$(BIN)/ruff format --check seven_bench tests
+	$(BIN)/ruff check seven_bench tests hydra_plugins
+	$(BIN)/ruff format --check seven_bench tests hydra_plugins
 
 test: install lint
 	SEVEN_BENCH_DATA=$(DATA) HF_HUB_OFFLINE=1 $(BIN)/pytest -q
 
 test-fast: install
-	SEVEN_BENCH_DATA=$(DATA) HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not integration"
+	SEVEN_BENCH_DATA=$(DATA) HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not integration and not slurm"
 
 bench: install
 	SEVEN_BENCH_DATA=$(DATA) HF_HUB_OFFLINE=1 $(BIN)/python -m seven_bench.bench

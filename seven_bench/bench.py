@@ -5,9 +5,12 @@
    persistent state as a multiple of the prunable weights' bytes.
 2. Dyn pruners on MiniLM: a full training step with the pruner active against a dense training step
    (same batch, same optimizer, two model copies, interleaved), and the pruner state's bytes.
+   SPP: one search step (scales only, weights frozen) against a dense training step (bench_spp.py).
 3. Global selection on 85M scores (BERT-base's prunable set), tensor by tensor, against the same cut on one
    concatenated buffer and a full sort.
 4. SEVEN-pre's scoring-step ratio on a ViT-B/32-sized visual tower (random weights), as in 1.
+5. The lottery family (bench_lottery.py): a 3-sparsity LTH sweep's optimizer steps with the shared IMP path
+   against one path per cell, and the time a killed multi-round cell (or fine-tune) takes to get back.
 
 Median of the interleaved repeats; the ratios are the product, the seconds are context for this machine.
 """
@@ -50,7 +53,7 @@ PRE_PRUNERS = {
         "schedule": "exponential",
     },
 }
-DYN_PRUNERS = ("seven_dyn", "platon", "movement")
+DYN_PRUNERS = ("seven_dyn", "platon", "movement", "dsp")  # dsp: joint search step (gates on, K = half the heads)
 BERT_BASE_SHAPES = [(768, 768)] * 4 + [(3072, 768), (768, 3072)]
 
 
@@ -288,7 +291,7 @@ def _table(console: Console, title: str, rows: list[dict[str, Any]], base: str, 
             f"{row['step_s']:.3f}",
             f"{row['ratio']:.3f}x",
             f"{row['state_x']:.2f}x",
-            target if row["pruner"] in ("seven_pre", "seven_dyn") else "",
+            target if row["pruner"] in ("seven_pre", "seven_dyn", "dsp", "spp (search step)") else "",
         )
     console.print(table)
 
@@ -296,13 +299,15 @@ def _table(console: Console, title: str, rows: list[dict[str, Any]], base: str, 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["pre", "dyn", "selection", "clip"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["pre", "dyn", "spp", "selection", "clip", "export", "lottery"]
+    )
     parser.add_argument("--out", default="results/bench/bench.json")
     args = parser.parse_args(argv)
     torch.set_grad_enabled(True)
     console = Console()
     report: dict[str, Any] = {"torch_threads": torch.get_num_threads(), "device": "cpu"}
-    if not {"pre", "dyn"} <= set(args.skip):
+    if not {"pre", "dyn", "spp"} <= set(args.skip):
         bundle, task, batches = minilm_setup(32)
         if "pre" not in args.skip:
             report["pre_minilm"] = bench_pre(
@@ -324,6 +329,18 @@ def main(argv: list[str] | None = None) -> None:
                 "dense step",
                 "<= 1.10x, <= 3.5x state",
             )
+        if "spp" not in args.skip:
+            from seven_bench.bench_spp import bench_spp
+
+            report["spp_minilm"] = [bench_spp(bundle, task.info.num_labels, batches, args.repeats)]
+            _table(
+                console,
+                "SPP: a search step (scales only, weights frozen) vs a dense training step (MiniLM, RTE batch 32, "
+                "128 tokens)",
+                report["spp_minilm"],
+                "dense step",
+                "<= 1.10x",
+            )
         del bundle, batches
     if "selection" not in args.skip:
         sel = report["selection_85m"] = bench_selection(args.repeats)
@@ -331,6 +348,33 @@ def main(argv: list[str] | None = None) -> None:
             f"Global selection over {sel['scores']:,} scores (BERT-base): {sel['select_s']:.3f} s (target <= 0.3 s), "
             f"{sel['ratio_vs_one_buffer']:.2f}x the same cut on one buffer ({sel['one_buffer_s']:.3f} s), "
             f"{sel['ratio']:.3f}x a full sort ({sel['sort_s']:.3f} s)"
+        )
+    if "export" not in args.skip:
+        from seven_bench.bench_export import bench_export
+
+        ex = report["export_minilm"] = bench_export(args.repeats)
+        console.print(
+            f"Exported MiniLM, half heads + half FFN neurons removed (batch {ex['batch_size']}, "
+            f"{ex['seq_len']} tokens, {ex['threads']} thread(s), interleaved median): "
+            f"{ex['params_exported']:,} of {ex['params_dense']:,} parameters, "
+            f"{ex['file_mib_exported']:.1f} of {ex['file_mib_dense']:.1f} MiB; latency "
+            f"{ex['exported_s']:.3f} s vs {ex['dense_s']:.3f} s = x{ex['latency_ratio']:.3f}, ideal (MACs) "
+            f"x{ex['ideal_ratio']:.3f} (target: within 10%: {'yes' if ex['within_10pct'] else 'no'})"
+        )
+    if "lottery" not in args.skip:
+        from seven_bench.bench_lottery import bench_lottery
+
+        lot = report["lottery"] = bench_lottery()
+        console.print(
+            f"LTH sweep at sparsities {lot['sparsities']} ({lot['model']}, RTE, {lot['round_steps']} steps per round "
+            f"and per fine-tune): {lot['reuse_steps']} optimizer steps with the shared IMP path "
+            f"({lot['path_rounds_reuse']} rounds, {lot['reuse_seconds']:.0f} s) vs {lot['no_reuse_steps']} with one "
+            f"path per cell ({lot['no_reuse_seconds']:.0f} s); target <= {lot['target_steps']:.0f} (1 path + 1 "
+            f"fine-tune per sparsity). A cell killed at the start of round 3 gets back there in "
+            f"{lot['seconds_to_round3_after_resume']:.1f} s (rounds {lot['rounds_reloaded']} reloaded) vs "
+            f"{lot['seconds_to_round3_first_run']:.1f} s the first time; a fine-tune killed at step "
+            f"{lot['fine_tune_killed_at_step']} (checkpoint every {lot['fine_tune_checkpoint_every']}) resumed from "
+            f"step {(lot['fine_tune_resumed_from'] or {}).get('step')}, losing {lot['fine_tune_lost_steps']} steps"
         )
     if "clip" not in args.skip:
         bundle, batches = clip_setup(8)

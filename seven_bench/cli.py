@@ -90,6 +90,7 @@ def _app(cfg) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
             force=bool(cfg.force),
             experiment=cfg.get("experiment"),
             progress=bool(cfg.get("progress", True)),
+            export=bool(cfg.get("export", False)),
         )
     except (KeyboardInterrupt, CellInterrupted) as err:  # the record says interrupted; stop the process too
         if sweeping:

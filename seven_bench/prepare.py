@@ -8,6 +8,8 @@ Where each item goes is where the suite looks first, so nothing needs configurin
 - GLUE tasks: ``nyu-mll/glue`` from the hub, written as the standard GLUE TSVs under
   ``<data-root>/glue/<DIR>/`` (train.tsv, dev.tsv; MNLI dev_matched.tsv and dev_mismatched.tsv), the files
   ``seven_bench.tasks.glue`` reads before it would try the hub;
+- SQuAD v1.1: the official ``train-v1.1.json`` and ``dev-v1.1.json`` from the SQuAD explorer site into
+  ``<data-root>/squad/`` (MD5-checked), the files ``seven_bench.tasks.squad`` reads before the hub;
 - image sets: torchvision's download into ``<data-root>/<name>/`` (``seven_bench.tasks.images``' local route);
 - models: the Hugging Face cache (``HF_HOME``, which the compute nodes must share): ``bert-base-uncased``, the
   open_clip ViT-B/32 ``openai`` weights, MiniLM's hub copy.
@@ -174,6 +176,61 @@ def _glue_item(task: str, root: Path) -> Item:
     )
 
 
+# --------------------------------------------------------------------------------------- SQuAD
+def download_checked(url: str, path: Path, md5: str) -> None:
+    """Download `url` to `path` atomically, keeping it only when its MD5 is `md5` (no partial or wrong file
+    can pass for the official one)."""
+    import hashlib
+    import urllib.request
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    digest = hashlib.md5()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as f:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                digest.update(block)
+                f.write(block)
+        if digest.hexdigest() != md5:
+            raise FetchError(f"{url} has MD5 {digest.hexdigest()}, not the official {md5}")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _squad_item(root: Path) -> Item:
+    from urllib.parse import urlparse
+
+    from seven_bench.tasks.squad_data import (
+        DEV_FILE,
+        DIRECTORY,
+        OFFICIAL_MD5,
+        OFFICIAL_URL,
+        TRAIN_FILE,
+        local_file,
+        md5_check,
+    )
+
+    folder, files = root / DIRECTORY, (TRAIN_FILE, DEV_FILE)
+
+    def fetch() -> None:
+        """Each file not already there as the official bytes (the shared data root holds the dev file)."""
+        _require_host(str(urlparse(OFFICIAL_URL).hostname))
+        for name in files:
+            path = local_file(root, name)
+            if path is None or not md5_check(path)[0]["official"]:
+                download_checked(OFFICIAL_URL + name, folder / name, OFFICIAL_MD5[name])
+
+    return Item(
+        "task",
+        "squad",
+        f"{OFFICIAL_URL} (official v1.1 files)",
+        f"{folder} ({', '.join(files)})",
+        lambda: all(local_file(root, name) is not None for name in files),
+        fetch,
+    )
+
+
 # -------------------------------------------------------------------------------------- images
 def _image_item(task: str, root: Path) -> Item:
     from seven_bench.tasks import images
@@ -313,7 +370,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog=PROG, description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--models", type=_names, default=[], help="comma-separated: bert, clip, minilm, tiny_bert")
-    parser.add_argument("--tasks", type=_names, default=[], help="comma-separated GLUE or image task names")
+    parser.add_argument("--tasks", type=_names, default=[], help="comma-separated GLUE, squad or image task names")
     parser.add_argument("--data-root", type=Path, default=None, help=f"local data root (default ${DATA_ENV})")
     parser.add_argument("--dry-run", action="store_true", help="list what would be fetched and what is present")
     parser.add_argument("--force", action="store_true", help="fetch items that are already present again")
@@ -331,7 +388,10 @@ def plan(models: Sequence[str], tasks: Sequence[str], root: Path) -> list[Item]:
         if unknown:
             raise ValueError(f"unknown {kind} {', '.join(unknown)}: choose from {', '.join(sorted(known))}")
     items = [_model_item(m) for m in models]
-    items += [_glue_item(t, root) if t in SPECS else _image_item(t, root) for t in tasks]
+    items += [
+        _glue_item(t, root) if t in SPECS else _squad_item(root) if t == "squad" else _image_item(t, root)
+        for t in tasks
+    ]
     return items
 
 

@@ -35,6 +35,20 @@ RECIPES: dict[str, dict[str, Any]] = {
         lr_schedule="constant",
         max_grad_norm=None,
     ),
+    # SEVEN appendix, SQuAD v1.1: 3 epochs, lr 3e-5, batch 16; the rest as bert_pre (HF run_squad's AdamW,
+    # linear decay, clip 1.0). Evaluation batches of 384-token windows stay at 64.
+    "squad_pre": dict(
+        optimizer="adamw",
+        lr=3e-5,
+        weight_decay=0.0,
+        betas=[0.9, 0.999],
+        batch_size=16,
+        eval_batch_size=64,
+        epochs=3,
+        warmup_steps=0,
+        lr_schedule="linear",
+        max_grad_norm=1.0,
+    ),
     # CLIP (Table B2): Adam, lr 2e-5, 10 epochs, 500 warm-up steps then cosine; batch 128 (ISP's default).
     "clip": dict(
         optimizer="adam",
@@ -65,14 +79,21 @@ TRAINER_KEYS = (
 )
 
 
-def base_recipe(modality: str, timing: str) -> str:
+def base_recipe(modality: str, timing: str, task: str | None = None) -> str:
     if modality == "image":
         return "clip"
-    return "seven_dyn" if timing == "dyn" else "bert_pre"
+    if timing == "dyn":
+        return "seven_dyn"
+    return "squad_pre" if task == "squad" else "bert_pre"
 
 
 def resolve_trainer(
-    user: dict[str, Any], modality: str, timing: str, pruner_trainer: dict[str, Any] | None, pruner_name: str
+    user: dict[str, Any],
+    modality: str,
+    timing: str,
+    pruner_trainer: dict[str, Any] | None,
+    pruner_name: str,
+    task: str | None = None,
 ) -> dict[str, Any]:
     """The full trainer settings of a cell, plus `recipe`: which recipe the values came from."""
     requested = user.get("recipe", "auto")
@@ -80,7 +101,7 @@ def resolve_trainer(
         from seven_bench.errors import UserError
 
         raise UserError(f"unknown trainer.recipe '{requested}': choose auto, own or one of {', '.join(RECIPES)}")
-    name = base_recipe(modality, timing) if requested in ("auto", "own") else requested
+    name = base_recipe(modality, timing, task) if requested in ("auto", "own") else requested
     settings: dict[str, Any] = {"max_steps": None, **RECIPES[name]}
     if pruner_trainer and requested in ("auto", "own"):
         settings.update(pruner_trainer)

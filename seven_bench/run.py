@@ -11,9 +11,11 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from seven_bench.artifacts import ArtifactStore
+from seven_bench.checkpoints import Checkpointer, checkpoint_interval
+from seven_bench.devices import resolve_device
 from seven_bench.errors import CellInterrupted, NanLossError
 from seven_bench.evaluate import evaluate
 from seven_bench.interrupts import sigterm_raises
@@ -39,17 +41,9 @@ from seven_bench.records import (
 from seven_bench.sources import data_root
 from seven_bench.spec import CellSpec
 from seven_bench.tasks import TASKS
-from seven_bench.train import fit, to_device
+from seven_bench.train import FitResult, fit, to_device
 
 log = logging.getLogger("seven_bench")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def seed_everything(seed: int) -> None:
@@ -83,6 +77,30 @@ class CountedLoader:
         return getattr(self.loader, name)
 
 
+def holdout_split(dataset: Any, fraction: float, seed: int) -> tuple[Any, Any]:
+    """(training part, held-out part) of the training set: a seeded random `fraction` held out of training
+    for a pruner that scores candidates on it (Lottery Pools), never the dev set. (dataset, None) at 0."""
+    if not fraction:
+        return dataset, None
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
+    held = max(1, int(round(fraction * len(dataset))))
+    return Subset(dataset, sorted(order[held:])), Subset(dataset, sorted(order[:held]))
+
+
+def cell_checkpointer(
+    results_dir: str | Path, cell_hash: str, settings: dict[str, Any], steps_per_epoch: int, pruner: Any
+) -> Checkpointer | None:
+    """The fine-tune checkpointer of a cell (`trainer.checkpoint_every`), or None when off or when the
+    pruner's state cannot round-trip (`Pruner.resumable`; a rerun then starts the fine-tune over)."""
+    every = checkpoint_interval(settings.get("checkpoint_every", "epoch"), steps_per_epoch)
+    if not every or not pruner.resumable:
+        if every:
+            log.info("pruner %s cannot resume a fine-tune: no checkpoints", getattr(pruner, "name", "?"))
+        return None
+    folder = Path(results_dir) / "checkpoints" / cell_hash
+    return Checkpointer(folder, every, bool(settings.get("keep_checkpoints", False)))
+
+
 def _metric_summary(per_epoch: list[dict[str, Any]], split: str, metric: str) -> tuple[float | None, float | None]:
     values = [e[split][metric] for e in per_epoch if split in e and metric in e[split]]
     return (values[-1], max(values)) if values else (None, None)
@@ -90,7 +108,12 @@ def _metric_summary(per_epoch: list[dict[str, Any]], split: str, metric: str) ->
 
 @sigterm_raises()  # SIGTERM -> CellInterrupted, recorded as interrupted like Ctrl-C
 def run_cell(
-    spec: CellSpec, results_dir: str | Path, force: bool = False, experiment: str | None = None, progress: bool = True
+    spec: CellSpec,
+    results_dir: str | Path,
+    force: bool = False,
+    experiment: str | None = None,
+    progress: bool = True,
+    export: bool = False,
 ) -> dict[str, Any]:
     """Run one cell unless its complete record exists (then return that record)."""
     path = record_path(results_dir, spec.cell_hash)
@@ -139,9 +162,13 @@ def run_cell(
         data = task.load(spec.task, data_root(), bundle)
         record["model_info"], record["data_info"] = bundle.info, {k: v for k, v in data.info.items() if k != "warnings"}
         record["warnings"] += list(data.info.get("warnings", []))
+        pruner = spec.take_pruner()
+        train_set, holdout_set = holdout_split(data.train, pruner.holdout_fraction, spec.seed)
+        if holdout_set is not None:
+            record["data_info"]["holdout"] = {"fraction": pruner.holdout_fraction, "examples": len(holdout_set)}
 
         train_loader = DataLoader(
-            data.train,
+            train_set,
             batch_size=int(settings["batch_size"]),
             shuffle=True,
             collate_fn=data.collate,
@@ -149,7 +176,7 @@ def run_cell(
             num_workers=settings["num_workers"],
         )
         score_loader = DataLoader(
-            data.train,
+            train_set,
             batch_size=int(settings["batch_size"]),
             shuffle=True,
             collate_fn=data.collate,
@@ -163,7 +190,7 @@ def run_cell(
         if settings.get("max_steps"):
             total_steps = min(total_steps, int(settings["max_steps"]))
 
-        pruner = spec.take_pruner()
+        bundle.prunable.update(pruner.prunable_extra(bundle.model))  # e.g. ID's word embeddings; {} for others
         ctx = PruneContext(
             bundle.model,
             bundle.prunable,
@@ -176,8 +203,28 @@ def run_cell(
             settings=dict(settings),
             steps_per_epoch=len(train_loader),
             artifacts=ArtifactStore(results_dir),
-            identity={"model": spec.model, "task": spec.task, "seed": spec.seed},
+            identity={"model": spec.model, "task": spec.task, "seed": spec.seed}
+            | ({"holdout": pruner.holdout_fraction} if holdout_set is not None else {}),
+            stream=lambda seed: endless(
+                DataLoader(
+                    train_set,
+                    batch_size=int(settings["batch_size"]),
+                    shuffle=True,
+                    collate_fn=data.collate,
+                    generator=torch.Generator().manual_seed(seed),
+                ),
+                device,
+            ),
+            tokenizer=bundle.tokenizer,
         )
+        if holdout_set is not None:
+            holdout_loader = DataLoader(
+                holdout_set, batch_size=int(settings["eval_batch_size"]), shuffle=False, collate_fn=data.collate
+            )
+            ctx.holdout_score = lambda: evaluate(
+                bundle.model, {"holdout": holdout_loader}, data.metric, device, info.num_labels
+            )["holdout"][info.reported_metric]
+
         t0 = time.perf_counter()
         pruner.prepare(ctx)
         apply_masks_(bundle.prunable, pruner.masks)
@@ -189,7 +236,11 @@ def run_cell(
             return evaluate(bundle.model, eval_loaders, data.metric, device, info.num_labels)
 
         counted = CountedLoader(train_loader)
-        result = fit(ctx, pruner, counted, settings, run_eval, progress=progress)
+        checkpointer = cell_checkpointer(results_dir, spec.cell_hash, settings, len(train_loader), pruner)
+        if pruner.fine_tune:
+            result = fit(ctx, pruner, counted, settings, run_eval, progress=progress, checkpointer=checkpointer)
+        else:  # the pruner's model is reported as it is (Lottery Pools' interpolated ticket)
+            result = FitResult(per_epoch=[{"epoch": 0, "step": 0, **run_eval()}])
         record["timing"].update(train_seconds=result.seconds, eval_seconds=result.eval_seconds, steps=result.steps)
 
         split = data.info.get("reported_split") or next(iter(data.evals))
@@ -209,13 +260,22 @@ def run_cell(
             prunable_weights=sum(p.numel() for p in bundle.prunable.values()),
             pruned_but_nonzero=pruned_but_nonzero(bundle.prunable, pruner.masks),
         )
-        for warning in collapse_warnings(per_layer, dead_output_units(bundle.prunable, pruner.masks)):
+        # a structured pruner empties whole rows by design: only its near-empty tensors are collapse
+        dead = None if getattr(pruner, "structured", False) else dead_output_units(bundle.prunable, pruner.masks)
+        for warning in collapse_warnings(per_layer, dead):
             log.warning("cell %s: %s", spec.cell_hash, warning)
             record["warnings"].append(warning)
         summary = pruner.summary()
         record["warnings"] += summary.pop("warnings", [])
         record["pruner"] = summary
+        if export:  # `export=true`: the pruned model, really smaller, kept in results_dir/exports/<cell-hash>/
+            from seven_bench.export import export_cell
+
+            record["export"] = export_cell(bundle, pruner, results_dir, spec.cell_hash)
+        record["checkpoints"] = checkpointer.summary() if checkpointer is not None else None
         record["status"] = "ok"
+        if checkpointer is not None:
+            checkpointer.finish()
     except NanLossError as err:
         record.update(error=str(err), failed_at_step=err.step)
     except (KeyboardInterrupt, CellInterrupted) as err:  # resume reruns it: only "ok" is complete

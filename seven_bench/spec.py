@@ -16,7 +16,7 @@ from seven_bench.recipes import resolve_trainer
 # Keys of a pruner config that steer resolution but are not hyperparameters of the cell.
 _PRUNER_META = ("by_task", "paper_by_task", "trainer", "hparams_source_doc")
 # Keys that do not change what a cell computes, so they stay out of its hash.
-_UNHASHED_TRAINER = ("device", "num_workers")
+_UNHASHED_TRAINER = ("device", "num_workers", "checkpoint_every", "keep_checkpoints")
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,11 @@ def build_spec(cfg: Mapping[str, Any]) -> CellSpec:
             f"model={model_entry.name} is a {model_entry.modality} model and cannot run task={task_entry.info.name} "
             f"({task_entry.info.modality}): use model={usable}"
         )
+    if model_entry.modality not in pruner_entry.modalities:
+        raise UserError(
+            f"pruner={pruner_entry.name} prunes {' or '.join(pruner_entry.modalities)} models only, not "
+            f"model={model_entry.name}"
+        )
     validate.check_values("", raw, validate.TOP)
     validate.check_model(model_cfg)
     validate.check_values("task.", task_cfg, validate.TASK)
@@ -134,11 +139,18 @@ def build_spec(cfg: Mapping[str, Any]) -> CellSpec:
     pruner["timing"] = pruner_entry.timing
     built = pruner_entry.build(pruner, 1.0 - sparsity, seed)  # constructors check and store: bad values stop here
     trainer = resolve_trainer(
-        raw.get("trainer") or {}, model_entry.modality, pruner_entry.timing, pruner_trainer, pruner_entry.name
+        raw.get("trainer") or {},
+        model_entry.modality,
+        pruner_entry.timing,
+        pruner_trainer,
+        pruner_entry.name,
+        task_entry.info.name,
     )
     user_trainer = raw.get("trainer") or {}
     trainer["device"] = user_trainer.get("device", "auto")
     trainer["num_workers"] = user_trainer.get("num_workers") or 0
+    trainer["checkpoint_every"] = user_trainer.get("checkpoint_every", "epoch")
+    trainer["keep_checkpoints"] = user_trainer.get("keep_checkpoints", False)
     validate.check_trainer(trainer)
     if "results_dir" in raw:
         validate.check_results_dir(str(raw["results_dir"]))

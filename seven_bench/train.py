@@ -6,17 +6,19 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from seven_bench.checkpoints import Checkpointer, loader_generator, pack, unpack
 from seven_bench.errors import NanLossError, UserError
 from seven_bench.pruning.base import (
     PruneContext,
     Pruner,
     apply_masks_,
+    batch_targets,
     double_backward_kernels,
     forward_logits,
     task_loss,
@@ -92,7 +94,7 @@ def train_step(
     """One optimizer step with pruning: loss (+ the pruner's regulariser), backward, clip, step, the dyn
     pruner's update while .grad still holds this step's gradient, masks re-applied. Returns the loss."""
     with double_backward_kernels() if pruner.second_order else contextlib.nullcontext():
-        loss = task_loss(forward_logits(ctx.model, batch), batch["labels"], ctx.num_labels)
+        loss = task_loss(forward_logits(ctx.model, batch), batch_targets(batch), ctx.num_labels)
         ctx.step_loss = loss
         extra = pruner.extra_loss(ctx)
         ctx.step_loss = None
@@ -118,18 +120,38 @@ def fit(
     settings: dict[str, Any],
     evaluate: Callable[[], dict[str, dict[str, float]]],
     progress: bool = True,
+    checkpointer: Checkpointer | None = None,
 ) -> FitResult:
-    """Train for settings.epochs (capped at ctx.total_steps optimizer steps), evaluating each epoch."""
+    """Train for settings.epochs (capped at ctx.total_steps optimizer steps), evaluating each epoch. With a
+    `checkpointer`, resume from its checkpoint if one exists (skipping the batches of the epoch already
+    consumed) and write one every `checkpointer.every_steps` steps and at every epoch's end."""
     model, device = ctx.model, ctx.device
     optimizer = build_optimizer(model, pruner.param_groups(), settings)
     scheduler = build_scheduler(optimizer, settings, ctx.total_steps)
     result = FitResult()
     started = time.perf_counter()
-    bar = tqdm(total=ctx.total_steps, desc="fine-tune", disable=not progress, dynamic_ncols=True)
-    step = 0
-    for epoch in range(1, int(settings["epochs"]) + 1):
+    step, first_epoch, skip = 0, 1, 0
+    generator = loader_generator(train_loader)
+    resumed = checkpointer.load() if checkpointer is not None else None
+    if resumed is not None:
+        unpack(resumed, model, optimizer, scheduler, pruner, device)
+        step, first_epoch, skip = resumed["step"], resumed["epoch"], resumed["batches_done"]
+        result.per_epoch = list(resumed["per_epoch"])
+        if generator is not None and resumed.get("generator") is not None:
+            generator.set_state(resumed["generator"])
+
+    def save(epoch: int, batches_done: int, shuffle: torch.Tensor | None) -> None:
+        assert checkpointer is not None
+        position = dict(step=step, epoch=epoch, batches_done=batches_done, generator=shuffle)
+        checkpointer.save(pack(model, optimizer, scheduler, pruner, per_epoch=result.per_epoch, **position))
+
+    bar = tqdm(total=ctx.total_steps, initial=step, desc="fine-tune", disable=not progress, dynamic_ncols=True)
+    for epoch in range(first_epoch, int(settings["epochs"]) + 1):
         model.train()
-        for batch in train_loader:
+        epoch_generator = generator.get_state() if generator is not None else None  # this epoch's shuffle
+        for done, batch in enumerate(train_loader, start=1):
+            if done <= skip:  # consumed before the checkpoint this run resumed from
+                continue
             loss = train_step(
                 ctx, pruner, optimizer, scheduler, to_device(batch, device), step, settings.get("max_grad_norm")
             )
@@ -139,6 +161,9 @@ def fit(
                 bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
             if step >= ctx.total_steps:
                 break
+            if checkpointer is not None and checkpointer.due(step) and done < len(train_loader):  # type: ignore[arg-type]
+                save(epoch, done, epoch_generator)
+        skip = 0
         eval_start = time.perf_counter()
         metrics = evaluate()
         result.per_epoch.append({"epoch": epoch, "step": step, **metrics})
@@ -150,6 +175,9 @@ def fit(
             bar.write(f"epoch {epoch} (step {step}): {shown}")
         if step >= ctx.total_steps:
             break
+        if checkpointer is not None and checkpointer.every_steps and epoch < int(settings["epochs"]):
+            # the epoch's end, its metrics included: a resumed run starts the next epoch
+            save(epoch + 1, 0, generator.get_state() if generator is not None else None)
     bar.close()
     result.steps = step
     result.seconds = time.perf_counter() - started - result.eval_seconds
@@ -164,20 +192,24 @@ def run_steps(
     on_step: Callable[[int, torch.Tensor], None] | None = None,
     extra_groups: list[dict[str, Any]] | None = None,
     desc: str = "train",
+    batches: Iterator[dict[str, Any]] | None = None,
+    schedule_steps: int | None = None,
 ) -> int:
     """Train `ctx.model` for n_steps on `ctx.batches` with a fresh optimizer and schedule built from
     `settings` (default: the cell's), re-applying `masks` (a dict name -> bool tensor, or None: no mask)
     after each step, calling `on_step(step, loss)` after it. For pruners that train inside `prepare` (a
     lottery round, an early-bird search, a weak ISP copy): the same step as the fine-tune, without its
-    evaluation. Returns the steps taken."""
+    evaluation. `batches` replaces `ctx.batches`; `schedule_steps` lets the learning-rate schedule span more
+    steps than this call runs (BERT-Tickets' schedule spans all IMP rounds). Returns the steps taken."""
     settings = dict(settings if settings is not None else ctx.settings)
+    stream = batches if batches is not None else ctx.batches
     optimizer = build_optimizer(ctx.model, list(extra_groups or []), settings)
-    scheduler = build_scheduler(optimizer, settings, n_steps)
+    scheduler = build_scheduler(optimizer, settings, schedule_steps or n_steps)
     fixed = _FixedMasks(masks)
     ctx.model.train()
     bar = tqdm(total=n_steps, desc=desc, disable=not ctx.progress, dynamic_ncols=True, leave=False)
     for step in range(n_steps):
-        loss = train_step(ctx, fixed, optimizer, scheduler, next(ctx.batches), step, settings.get("max_grad_norm"))
+        loss = train_step(ctx, fixed, optimizer, scheduler, next(stream), step, settings.get("max_grad_norm"))
         if on_step is not None:
             on_step(step, loss)
         bar.update(1)

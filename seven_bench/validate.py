@@ -92,6 +92,7 @@ TOP = {
     "force": boolean(),
     "experiment": text(null=True),
     "progress": boolean(),
+    "export": boolean(),
 }
 _SIZE = integer(1, null=True)  # null: the model's default
 MODEL = {
@@ -125,6 +126,11 @@ TASK = {
     "max_train_examples": integer(1, null=True),
     "max_eval_examples": integer(1, null=True),
     "image_folder": text(null=True),
+    "doc_stride": integer(1),  # SQuAD windows (tasks/squad.py checks that they fit max_length)
+    "max_query_length": integer(1),
+    "n_best": integer(1),
+    "max_answer_length": integer(1),
+    "proxy_split": one_of("by_article", null=True),
 }
 
 
@@ -146,6 +152,10 @@ def trainer_rules() -> dict[str, Rule]:
         "max_grad_norm": number(0, positive=True, null=True),
         "device": text(),
         "num_workers": integer(0),
+        "checkpoint_every": Rule(
+            lambda v: v in (None, False, "epoch") or _is_int(v) and v >= 0, "epoch, a number of steps >= 0, or null"
+        ),
+        "keep_checkpoints": boolean(),
     }
 
 

@@ -328,7 +328,10 @@ def test_killing_a_parallel_sweep_stops_its_workers(tmp_path: Path) -> None:
     workers: set[int] = set()
     try:
         deadline = time.monotonic() + 180
-        while len(list((tmp_path / "multirun").glob("*/.hydra"))) < 2 and time.monotonic() < deadline:
+        # each job's output folder (multirun/<num>/) appears when the job starts (no .hydra/ copies: output_subdir null)
+        while (
+            len([p for p in (tmp_path / "multirun").glob("[0-9]*") if p.is_dir()]) < 2 and time.monotonic() < deadline
+        ):
             assert proc.poll() is None
             time.sleep(0.2)
         time.sleep(2)  # into the cells

@@ -44,8 +44,31 @@ TABLE4_COLUMNS = (
     ("bert", "sst2", 0.6),
 )
 TABLE5_COLUMNS = {"sst2": 0.6, "mrpc": 0.5, "cola": 0.5, "stsb": 0.5, "rte": 0.6}
-TABLE1_METHODS = ("random", "magnitude", "gmp", "snip", "grasp", "seven_pre")
-TABLE2_METHODS = ("dense", "random", "magnitude", "gmp", "snip", "grasp", "seven_pre")
+TABLE1_METHODS = (
+    "random",
+    "magnitude",
+    "gmp",
+    "lth",
+    "lth_rewind",
+    "earlybird",
+    "lottery_pool",
+    "snip",
+    "grasp",
+    "seven_pre",
+)
+TABLE2_METHODS = (
+    "dense",
+    "random",
+    "magnitude",
+    "gmp",
+    "earlybird",
+    "lth",
+    "lottery_pool",
+    "isp",
+    "snip",
+    "grasp",
+    "seven_pre",
+)
 TABLE3_METHODS = ("dense", "movement", "soft_movement", "platon", "seven_dyn")
 TABLE4_VARIANTS = (("full", "abs"), ("m_only", "abs"), ("v_only", "abs"), ("none", "abs"), ("full", "signed"))
 CURVE_SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -98,7 +121,10 @@ EXPECTED: dict[str, Callable[[], set[Cell]]] = {
         for m, t, s in TABLE4_COLUMNS
         for c, f in TABLE4_VARIANTS
     },
-    "table5": lambda: {cell("bert", t, "seven_pre", s, optimizer="lion") for t, s in TABLE5_COLUMNS.items()},
+    "table5": lambda: (
+        {cell("bert", t, "seven_pre", s, optimizer="lion") for t, s in TABLE5_COLUMNS.items()}
+        | {cell("bert", t, p, s) for t, s in TABLE5_COLUMNS.items() for p in ("lth", "earlybird")}
+    ),  # Table II's AdamW cells
     "curve_text": lambda: {
         cell("bert", t, p, s) for t in ("rte", "mrpc") for p in CURVE_METHODS for s in CURVE_SPARSITIES
     },
@@ -115,12 +141,12 @@ PLAIN_PRODUCTS = ("curve_text", "curve_clip", "resurrection")  # task x pruner x
 
 # Cells per seed, as the header of each experiment config states them.
 CELL_COUNTS = {
-    "table1": 90,
+    "table1": 150,
     "table1_dense": 5,
-    "table2": 49,
+    "table2": 77,
     "table3": 40,
     "table4": 30,
-    "table5": 5,
+    "table5": 15,
     "curve_text": 72,
     "curve_clip": 72,
     "resurrection": 18,
@@ -190,8 +216,8 @@ def test_slurm_launcher_composes_to_a_valid_submitit_job(
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
     monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 2))  # as if srun were here
-    monkeypatch.setenv("SLURM_PARTITION", "gpu-test")
-    monkeypatch.delenv("SLURM_ACCOUNT", raising=False)
+    monkeypatch.setenv("SEVEN_BENCH_SLURM_PARTITION", "gpu-test")
+    monkeypatch.delenv("SEVEN_BENCH_SLURM_ACCOUNT", raising=False)
     cfg = compose("config", overrides=["hydra/launcher=slurm", "model=tiny_bert"], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
@@ -211,7 +237,7 @@ def test_slurm_launcher_composes_to_a_valid_submitit_job(
     params = {
         k if k in base else f"slurm_{k}": v
         for k, v in launcher.items()
-        if k not in ("_target_", "submitit_folder", "max_num_timeout")
+        if k not in ("_target_", "submitit_folder", "max_num_timeout", "poll_s", "lost_after_s")
     }
     executor = submitit.AutoExecutor(folder=tmp_path, cluster="slurm")
     executor.update_parameters(**params)

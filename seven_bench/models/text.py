@@ -1,6 +1,7 @@
-"""BERT-family text classifiers: BERT-base (hub), all-MiniLM-L6-v2 (offline package first) and a tiny
-random BERT for tests. All are HF `AutoModelForSequenceClassification`, so `model(**batch)` already
-returns `.loss` (cross-entropy, or MSE when num_labels == 1) and `.logits`."""
+"""BERT-family text models: BERT-base (hub), all-MiniLM-L6-v2 (offline package first) and a tiny
+random BERT for tests. GLUE gets HF `AutoModelForSequenceClassification` (`.logits`; cross-entropy, or MSE
+when num_labels == 1), SQuAD `AutoModelForQuestionAnswering` (`.start_logits`, `.end_logits`) on the same
+encoder; either head is outside the prunable set."""
 
 from __future__ import annotations
 
@@ -43,6 +44,15 @@ def text_prunable(model: nn.Module, include_pooler: bool) -> dict[str, nn.Parame
     return prunable
 
 
+def word_embeddings(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The word-embedding table by parameter name (`bert.embeddings.word_embeddings.weight`): outside the
+    prunable set above, for a method that prunes it too (Information Deletion, as Gordon et al.'s code)."""
+    for name, module in model.named_modules():
+        if name.endswith("embeddings.word_embeddings") and isinstance(module, nn.Embedding):
+            return {f"{name}.weight": module.weight}
+    raise UserError("this model has no word-embedding table (embeddings.word_embeddings) to prune")
+
+
 def _source(cfg: Mapping[str, Any], default_hub_id: str, package_dir: Path | None) -> str:
     """Resolve where the weights load from: an explicit checkpoint, the offline package, or the hub id."""
     if cfg.get("checkpoint"):
@@ -66,11 +76,17 @@ def _check_pretrained(cfg: Mapping[str, Any], hub_id: str, package_dir: Path | N
     )
 
 
+QA_HEAD = "question_answering"  # TaskInfo.head of extractive QA (SQuAD): a fresh start/end head, never pruned
+
+
 def _build_pretrained(source: str, cfg: Mapping[str, Any], task: TaskInfo, device: torch.device) -> ModelBundle:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=task.num_labels)
+    if task.head == QA_HEAD:
+        model = AutoModelForQuestionAnswering.from_pretrained(source)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=task.num_labels)
     return _bundle(model.to(device), tokenizer, cfg, source)
 
 
@@ -125,7 +141,7 @@ def _check_tiny(cfg: Mapping[str, Any]) -> None:
 
 def _build_tiny(cfg: Mapping[str, Any], task: TaskInfo, device: torch.device) -> ModelBundle:
     """Random init (seeded by the caller), real BERT vocabulary so real GLUE text tokenizes as usual."""
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering, BertForSequenceClassification
 
     tokenizer = AutoTokenizer.from_pretrained(_tiny_tokenizer_source())
     config = BertConfig(
@@ -137,7 +153,8 @@ def _build_tiny(cfg: Mapping[str, Any], task: TaskInfo, device: torch.device) ->
         max_position_embeddings=512,
         num_labels=task.num_labels,
     )
-    return _bundle(BertForSequenceClassification(config).to(device), tokenizer, cfg, "random:tiny_bert")
+    model = BertForQuestionAnswering(config) if task.head == QA_HEAD else BertForSequenceClassification(config)
+    return _bundle(model.to(device), tokenizer, cfg, "random:tiny_bert")
 
 
 MODELS.add("bert", ModelEntry("bert", "text", _check_bert, _build_bert, "BERT-base uncased (hub bert-base-uncased)"))

@@ -15,21 +15,41 @@ from seven_bench.errors import UserError
 Masks = dict[str, torch.Tensor]
 
 
+# Batch keys that are targets, never model inputs: a class id or score ("labels"), or an answer span.
+SPAN_TARGETS = ("start_positions", "end_positions")
+TARGET_KEYS = ("labels", *SPAN_TARGETS)
+
+
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, num_labels: int, temperature: float = 1.0) -> torch.Tensor:
     """Cross-entropy on logits / temperature (GraSP uses T = 200), or MSE for regression (STS-B),
-    where a temperature has no meaning."""
+    where a temperature has no meaning. Span logits (batch, tokens, 2) with (batch, 2) start/end targets
+    (extractive QA) take the mean of the start and end cross-entropies, as the HF QA models' own loss."""
+    if logits.dim() == 3 and labels.dim() == 2:
+        scaled = logits.float() / temperature
+        return (F.cross_entropy(scaled[..., 0], labels[:, 0]) + F.cross_entropy(scaled[..., 1], labels[:, 1])) / 2
     if num_labels == 1:
         return F.mse_loss(logits.squeeze(-1).float(), labels.float())
     return F.cross_entropy(logits.float() / temperature, labels)
 
 
 def forward_logits(model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    return model(**inputs).logits
+    """The model's logits for a batch (targets left out of its inputs). A question-answering model's start
+    and end logits come stacked on a last axis, (batch, tokens, 2), as its qa_outputs layer makes them."""
+    output = model(**{k: v for k, v in batch.items() if k not in TARGET_KEYS})
+    if getattr(output, "start_logits", None) is not None:
+        return torch.stack((output.start_logits, output.end_logits), dim=-1)
+    return output.logits
+
+
+def batch_targets(batch: dict[str, Any]) -> torch.Tensor:
+    """What task_loss compares the logits with: the labels, or the (batch, 2) start/end positions."""
+    if "labels" in batch:
+        return batch["labels"]
+    return torch.stack([batch[key] for key in SPAN_TARGETS], dim=-1)
 
 
 def batch_rows(batch: dict[str, Any]) -> int:
-    return int(batch["labels"].shape[0])
+    return int(batch_targets(batch).shape[0])
 
 
 @contextmanager
@@ -82,9 +102,16 @@ class PruneContext:
     steps_per_epoch: int = 0
     artifacts: Any = None  # seven_bench.artifacts.ArtifactStore | None
     identity: dict[str, Any] = field(default_factory=dict)
+    # A fresh endless stream of training batches shuffled by the given seed (None: use `batches`): a round
+    # that draws its own stream is the same whether earlier rounds ran in this process or were loaded.
+    stream: Callable[[int], Iterator[dict[str, Any]]] | None = None
+    # The task's reported metric of the current model on the held-out slice of the training set, when the
+    # pruner asked for one (`Pruner.holdout_fraction`); never the dev set a table reports.
+    holdout_score: Callable[[], float] | None = None
+    tokenizer: Any = None  # text models: the HF tokenizer (a pruner that reads text of its own, e.g. MLM)
 
     def loss(self, batch: dict[str, Any], temperature: float = 1.0) -> torch.Tensor:
-        return task_loss(forward_logits(self.model, batch), batch["labels"], self.num_labels, temperature)
+        return task_loss(forward_logits(self.model, batch), batch_targets(batch), self.num_labels, temperature)
 
     def mean_gradients(self, batches: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         """dL/dW of the mean loss over `batches`, at the current (masked) weights."""
@@ -175,9 +202,44 @@ class Pruner:
         False  # extra_loss differentiates through a gradient: the trainer's forward needs double_backward_kernels
     )
 
+    # False: the cell reports the model as `prepare` leaves it, without fine-tuning (Lottery Pools' ticket).
+    fine_tune = True
+    # > 0: this share of the training set is held out of training and scored by `ctx.holdout_score`.
+    holdout_fraction = 0.0
+    # False: the pruner's fine-tuning state does not round-trip through `state_dict`, so no checkpoint is written.
+    resumable = True
+
     def __init__(self, density: float):
-        self.density = density
+        self.density = density  # the kept fraction (1 - sparsity): the suite's one word for it
+        # What the trainer enforces after every optimizer step. None means "nothing to enforce now": a dense
+        # cell, a dyn pruner before its first cut, or a regrowing pruner between cuts (PLATON zeroes weights
+        # only at its cut steps and lets them train in between, as its code does). A pruner whose mask must
+        # hold at every step keeps it set from its first cut on.
         self.masks: Masks | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a fine-tune checkpoint keeps of the pruner. A pre pruner's fine-tuning state is its masks; a
+        dyn pruner's is everything it holds but its references into the model (criterion accumulators, plan
+        position, masks, trajectory: pruning/state.py). Tensors it trains through `param_groups` are saved
+        with the model's weights. A pruner with other needs overrides both hooks."""
+        if self.timing == "dyn":
+            from seven_bench.pruning.state import capture
+
+            return capture(self)
+        return {"masks": None if self.masks is None else {n: m.detach().clone() for n, m in self.masks.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.timing == "dyn":
+            from seven_bench.pruning.state import restore
+
+            restore(self, state)
+        else:
+            self.masks = state["masks"]
+
+    def prunable_extra(self, model: nn.Module) -> dict[str, nn.Parameter]:
+        """Tensors this method prunes beyond the model's prunable set (Information Deletion's word
+        embeddings); run.py adds them to the cell's set before `prepare`. Default: none."""
+        return {}
 
     def prepare(self, ctx: PruneContext) -> None:
         """Pre pruners decide the mask here; dyn pruners set up their state."""
@@ -200,7 +262,8 @@ class Pruner:
 
 @torch.no_grad()
 def apply_masks_(prunable: dict[str, nn.Parameter], masks: Masks | None) -> None:
-    """Zero pruned weights in place (no module wrappers, no weight_orig copies)."""
+    """Zero pruned weights in place (no module wrappers, no weight_orig copies); `None` enforces nothing
+    (see `Pruner.masks`)."""
     if masks is None:
         return
     for name, param in prunable.items():

@@ -21,9 +21,9 @@ class MaskOwner(Protocol):
 MIN_KEEP_FRACTION = 0.005  # ThresholdBinarizer keeps at least int(0.005 * n) + 1 entries per tensor
 
 
-def topk_mask(scores: torch.Tensor, keep_ratio: float, count_rule: str = "floor") -> torch.Tensor:
+def topk_mask(scores: torch.Tensor, density: float, count_rule: str = "floor") -> torch.Tensor:
     """TopKBinarizer: the int(r * n) largest scores of one tensor (bool; ties broken by position)."""
-    return select_flat(scores.detach().reshape(-1).float(), keep_ratio, count_rule).view(scores.shape)
+    return select_flat(scores.detach().reshape(-1).float(), density, count_rule).view(scores.shape)
 
 
 def threshold_mask(scores: torch.Tensor, threshold: float, sigmoid: bool) -> torch.Tensor:
@@ -39,11 +39,11 @@ def threshold_mask(scores: torch.Tensor, threshold: float, sigmoid: bool) -> tor
     return mask
 
 
-def global_score_threshold(scores: list[torch.Tensor], keep_ratio: float) -> float:
+def global_score_threshold(scores: list[torch.Tensor], density: float) -> float:
     """The original's global TopK value: kthvalue(max(n - (int(n r) + 1), 1)) of all scores."""
     concat = torch.cat([s.detach().reshape(-1).float() for s in scores])
     n = concat.numel()
-    kth = max(n - (int(n * keep_ratio) + 1), 1)
+    kth = max(n - (int(n * density) + 1), 1)
     return float(concat.kthvalue(kth).values.item())
 
 
@@ -51,8 +51,8 @@ class TopKBinarizer(torch.autograd.Function):
     """M = TopK(S, r) forward, identity backward (straight-through)."""
 
     @staticmethod
-    def forward(ctx: Any, scores: torch.Tensor, keep_ratio: float, count_rule: str) -> torch.Tensor:  # type: ignore[override]
-        return topk_mask(scores, keep_ratio, count_rule).to(scores.dtype)
+    def forward(ctx: Any, scores: torch.Tensor, density: float, count_rule: str) -> torch.Tensor:  # type: ignore[override]
+        return topk_mask(scores, density, count_rule).to(scores.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from seven_bench.errors import UserError
+from seven_bench.pruning.configured import from_config
 from seven_bench.pruning.criteria import Magnitude
 from seven_bench.pruning.dyn import DynPruner
 from seven_bench.pruning.plans import GmpTiming
@@ -37,15 +38,6 @@ class Gmp(DynPruner):
 
 
 def build_gmp(cfg: Mapping[str, Any], density: float, seed: int) -> Gmp:
-    if str(cfg.get("variant", "original")) != "original":
+    if str(cfg["variant"]) != "original":
         raise UserError("pruner=gmp has no seven_repo variant (the SEVEN repo has no magnitude baseline)")
-    return Gmp(
-        density,
-        cfg.get("warmup_steps"),
-        float(cfg["initial_warmup"]),
-        float(cfg["final_warmup"]),
-        str(cfg.get("selection", "global")),
-        int(cfg.get("update_frequency", 1)),
-        bool(cfg.get("fit_schedule", False)),
-        resolve_count_rule(cfg.get("count_rule"), "gmp"),
-    )
+    return from_config(Gmp, cfg, density, count_rule=resolve_count_rule(cfg["count_rule"], "gmp"))

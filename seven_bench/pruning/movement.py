@@ -36,6 +36,7 @@ from seven_bench.pruning.base import Masks, PruneContext, Pruner, kept_fraction,
 from seven_bench.pruning.binarizers import MIN_KEEP_FRACTION as MIN_KEEP_FRACTION
 from seven_bench.pruning.binarizers import MaskedWeight, ThresholdBinarizer, TopKBinarizer, threshold_mask, topk_mask
 from seven_bench.pruning.binarizers import global_score_threshold as global_score_threshold
+from seven_bench.pruning.configured import from_config
 from seven_bench.pruning.plans import CubicPlan, CubicWarmups, Trajectory
 from seven_bench.pruning.selection import check_rule, resolve_count_rule
 from seven_bench.pruning.seven_repo import build_seven_repo, variant
@@ -364,37 +365,15 @@ class SoftMovement(_LearnedScorePruner):
 def build_movement(cfg: Mapping[str, Any], density: float, seed: int) -> Pruner:
     if variant(cfg) == "seven_repo":
         return build_seven_repo("movement", cfg, density)
-    return Movement(
-        density,
-        cfg.get("warmup_steps"),
-        float(cfg["initial_warmup"]),
-        float(cfg["final_warmup"]),
-        selection=str(cfg.get("selection", "layer")),
-        scores_lr=float(cfg["mask_scores_learning_rate"]),
-        mask_init=float(cfg.get("mask_scale", 0.0)),
-        global_topk_frequency=int(cfg.get("global_topk_frequency", 25)),
-        count_rule=resolve_count_rule(cfg.get("count_rule"), "movement"),
-        fit_schedule=bool(cfg.get("fit_schedule", False)),
-    )
+    return from_config(Movement, cfg, density, count_rule=resolve_count_rule(cfg["count_rule"], "movement"))
 
 
 def build_soft_movement(cfg: Mapping[str, Any], density: float, seed: int) -> Pruner:
     if variant(cfg) == "seven_repo":
         return build_seven_repo("soft_movement", cfg, density)
-    if cfg.get("count_rule") not in (None, "original"):
+    if cfg["count_rule"] not in (None, "original"):
         raise UserError(
             "pruner=soft_movement keeps sigmoid(S) > tau: no count rule applies (sparsity is indirect); "
             "leave count_rule=original"
         )
-    return SoftMovement(
-        density,
-        cfg.get("warmup_steps"),
-        float(cfg["initial_warmup"]),
-        float(cfg["final_warmup"]),
-        final_threshold=float(cfg["final_threshold"]),
-        final_lambda=float(cfg["final_lambda"]),
-        initial_threshold=float(cfg.get("initial_threshold", 0.0)),
-        scores_lr=float(cfg["mask_scores_learning_rate"]),
-        mask_init=float(cfg.get("mask_scale", 0.0)),
-        fit_schedule=bool(cfg.get("fit_schedule", False)),
-    )
+    return from_config(SoftMovement, cfg, density)

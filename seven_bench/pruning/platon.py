@@ -11,6 +11,7 @@ from torch import nn
 
 from seven_bench.errors import UserError
 from seven_bench.pruning.base import PruneContext, Pruner, kept_fraction
+from seven_bench.pruning.configured import from_config
 from seven_bench.pruning.dyn import DynPruner
 from seven_bench.pruning.plans import PlatonTiming
 from seven_bench.pruning.selection import resolve_count_rule
@@ -156,7 +157,7 @@ class Platon(DynPruner):
         out.update(
             beta1=self.beta1,
             beta2=self.beta2,
-            deltaT=self.delta_t,
+            delta_t=self.delta_t,
             prunable_set=self.prunable_set,
             own_set=own_set,
             mask_updates=self.mask_updates,
@@ -185,16 +186,4 @@ class Platon(DynPruner):
 def build_platon(cfg: Mapping[str, Any], density: float, seed: int) -> Pruner:
     if variant(cfg) == "seven_repo":
         return build_seven_repo("platon", cfg, density)
-    return Platon(
-        density,
-        cfg.get("warmup_steps"),
-        float(cfg["initial_warmup"]),
-        float(cfg["final_warmup"]),
-        float(cfg["beta1"]),
-        float(cfg["beta2"]),
-        int(cfg["deltaT"]),
-        str(cfg.get("prunable_set", "suite")),
-        bool(cfg.get("fit_schedule", False)),
-        float(cfg.get("initial_ratio", 1.0)),
-        resolve_count_rule(cfg.get("count_rule"), "platon"),
-    )
+    return from_config(Platon, cfg, density, count_rule=resolve_count_rule(cfg["count_rule"], "platon"))

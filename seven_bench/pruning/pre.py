@@ -9,28 +9,42 @@ from typing import Any, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from seven_bench.pruning.base import PruneContext, Pruner, kept_fraction
+from seven_bench.errors import UserError
+from seven_bench.pruning.base import PruneContext, Pruner, batch_targets, kept_fraction
 from seven_bench.pruning.criteria import Criterion
 from seven_bench.pruning.schedules import PreSchedule
-from seven_bench.pruning.selection import SELECTIONS, check_nm, check_rule, check_selection, nm_groups_ok, nm_topk
+from seven_bench.pruning.selection import (
+    SCOPES,
+    SELECTIONS,
+    STRUCTURED_SCOPES,
+    check_nm,
+    check_rule,
+    check_selection,
+    nm_groups_ok,
+    nm_topk,
+)
+from seven_bench.pruning.structures import find_blocks, removable_fraction, structure_summary
 
 
 def balanced_rows(
     batches: Iterator[dict[str, Any]], per_class: int, num_labels: int, max_batches: int = 200
 ) -> list[dict[str, Any]]:
     """Sub-batches holding `per_class` examples of every class (GraSP's samples_per_class). For
-    regression, per_class * 10 examples in stream order."""
+    regression and answer spans (no classes), per_class * 10 examples in stream order."""
     counts = [0] * max(num_labels, 1)
     need_total = per_class * (num_labels if num_labels > 1 else 10)
     picked: list[dict[str, Any]] = []
     taken = 0
     for _ in range(max_batches):
         batch = next(batches)
-        labels = batch["labels"]
+        labels = batch_targets(batch)
+        classes = num_labels > 1 and labels.dim() == 1
+        if not classes:
+            need_total = per_class * 10
         rows = []
         for i, label in enumerate(labels.tolist()):
-            cls = int(label) if num_labels > 1 else 0
-            if num_labels > 1 and counts[cls] >= per_class:
+            cls = int(label) if classes else 0
+            if classes and counts[cls] >= per_class:
                 continue
             if taken + len(rows) >= need_total:
                 break
@@ -70,8 +84,9 @@ class PrePruner(Pruner):
         self.schedule = schedule
         self.steps = steps
         self.batches_per_step = batches_per_step
-        self.selection = check_selection(selection)
+        self.selection = check_selection(selection, (*SCOPES, *STRUCTURED_SCOPES))
         self.select = SELECTIONS[selection]
+        self.blocks: list | None = None
         self.nm = check_nm(*(nm or (2, 4)), density) if selection == "nm" else None
         if self.nm:
             self.select = functools.partial(nm_topk, n=self.nm[0], m=self.nm[1])
@@ -111,6 +126,17 @@ class PrePruner(Pruner):
         self.dense = {n: p.detach().clone() for n, p in ctx.prunable.items()} if self.resurrection else None
         self._was_training = ctx.model.training
         ctx.model.train(self.grad_mode == "train")
+        if self.selection in STRUCTURED_SCOPES:  # the structures come from the model: bind them now
+            self.blocks = find_blocks(ctx.model, ctx.prunable)
+            reach = removable_fraction(
+                self.blocks, STRUCTURED_SCOPES[self.selection], {n: p.shape for n, p in ctx.prunable.items()}
+            )
+            if 1.0 - self.density > reach + 1e-9:
+                raise UserError(
+                    f"pruner.selection={self.selection} can remove at most {reach:.4f} of this model's prunable "
+                    f"weights; sparsity={1.0 - self.density:g} asks for more: lower it or use selection=structured"
+                )
+            self.select = functools.partial(SELECTIONS[self.selection], blocks=self.blocks)
 
     def step(self, ctx: PruneContext, t: int) -> None:
         """Scoring step t of `steps`: signal at W*M, criterion update, cut to the schedule's keep ratio."""
@@ -145,6 +171,8 @@ class PrePruner(Pruner):
                 "nm": f"{self.nm[0]}:{self.nm[1]}",
                 "nm_valid": all(nm_groups_ok(mask, *self.nm) for mask in self.masks.values()),
             }
+        if self.blocks is not None and self.masks is not None:
+            out = structure_summary(self.blocks, self.masks)
         return {
             **out,
             "scoring_steps": self.steps,

@@ -4,7 +4,8 @@ Two orthogonal choices, each a small pure function:
 
 * the **scope** a threshold applies to: one global threshold over every prunable tensor, one per
   tensor (`layer`), one per output row (`row`, Wanda's comparison group), or N:M groups (`nm`: at most
-  N kept in every group of M consecutive input weights of a row);
+  N kept in every group of M consecutive input weights of a row), or whole structures (`head`, `neuron`,
+  `structured` = both: structures.py, removed by one ranking of summed scores until the parameter target);
 * the **count rule**, i.e. how many entries a cut keeps, as each original codebase computes it. One weight
   per step looks harmless, but in an iterated cut it snowballs, so every method defaults to its original's
   rule and the record names it:
@@ -30,18 +31,22 @@ on the few candidates inside it (full `kthvalue` as the fallback when the bracke
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
 
 from seven_bench.errors import UserError
 from seven_bench.pruning import global_cut
+from seven_bench.pruning.structures import structured_topk
 
 Masks = dict[str, torch.Tensor]
 Scores = dict[str, torch.Tensor]
 
 COUNT_RULES = ("exact", "floor", "floor_ties", "kthvalue_ties", "prune_floor")
 SCOPES = ("global", "layer", "row", "nm")
+# Whole attention heads, FFN neurons, or both (structures.py); the pruner binds the model's blocks at prepare.
+STRUCTURED_SCOPES = {"head": ("head",), "neuron": ("neuron",), "structured": ("head", "neuron")}
 
 
 def check_rule(rule: str) -> str:
@@ -97,16 +102,16 @@ def check_selection(selection: str, allowed: tuple[str, ...] = ("global", "layer
     return selection
 
 
-def keep_count(keep_ratio: float, n: int, rule: str = "exact") -> int:
+def keep_count(density: float, n: int, rule: str = "exact") -> int:
     """How many of n entries a cut at keep ratio r keeps, before ties (the ``*_ties`` rules may keep more)."""
-    if not 0.0 <= keep_ratio <= 1.0:
-        raise ValueError(f"keep ratio {keep_ratio} outside [0, 1]")
+    if not 0.0 <= density <= 1.0:
+        raise ValueError(f"density {density} outside [0, 1]")
     if rule == "exact":
-        k = int(round(keep_ratio * n))
+        k = int(round(density * n))
     elif rule in ("floor", "floor_ties"):
-        k = int(keep_ratio * n)
+        k = int(density * n)
     else:  # kthvalue_ties, prune_floor: the originals count what they remove
-        k = n - int(n * (1.0 - keep_ratio))
+        k = n - int(n * (1.0 - density))
     return min(n, max(0, k))
 
 
@@ -146,10 +151,10 @@ def top_k_flat(flat: torch.Tensor, k: int) -> torch.Tensor:
     return mask
 
 
-def select_flat(flat: torch.Tensor, keep_ratio: float, rule: str = "exact") -> torch.Tensor:
+def select_flat(flat: torch.Tensor, density: float, rule: str = "exact") -> torch.Tensor:
     """One cut of a 1-D score vector under `rule` (see the module docstring)."""
     n = flat.numel()
-    k = keep_count(keep_ratio, n, rule)
+    k = keep_count(density, n, rule)
     if rule in ("exact", "floor"):
         return top_k_flat(flat, k)
     if rule == "prune_floor":
@@ -204,10 +209,10 @@ def _split(mask: torch.Tensor, scores: Scores) -> Masks:
     return out
 
 
-def _large_cut(parts: list[torch.Tensor], keep_ratio: float, rule: str) -> list[torch.Tensor] | None:
+def _large_cut(parts: list[torch.Tensor], density: float, rule: str) -> list[torch.Tensor] | None:
     """`global_cut.cut` for the rules that reduce to "the kth largest, ties first or all" (None otherwise)."""
     n = sum(p.numel() for p in parts)
-    k = keep_count(keep_ratio, n, rule)
+    k = keep_count(density, n, rule)
     if rule == "prune_floor":
         return None
     kth = min(n, k + 1) if rule == "kthvalue_ties" else k
@@ -216,26 +221,24 @@ def _large_cut(parts: list[torch.Tensor], keep_ratio: float, rule: str) -> list[
     return global_cut.cut(parts, kth, "first" if rule in ("exact", "floor") else "all")
 
 
-def global_topk(scores: Scores, keep_ratio: float, eligible: Masks | None = None, count_rule: str = "exact") -> Masks:
+def global_topk(scores: Scores, density: float, eligible: Masks | None = None, count_rule: str = "exact") -> Masks:
     """One threshold over every prunable tensor (SEVEN, SNIP, GraSP, magnitude, PLATON). Above a million
     scores the cut works tensor by tensor (global_cut.py) instead of on one concatenated copy."""
     if sum(s.numel() for s in scores.values()) > _DIRECT:
         parts = [_flat_part(s, None if eligible is None else eligible[n], count_rule) for n, s in scores.items()]
-        masks = _large_cut(parts, keep_ratio, count_rule)
+        masks = _large_cut(parts, density, count_rule)
         if masks is not None:
             return {name: mask.view(score.shape) for (name, score), mask in zip(scores.items(), masks)}
     flat = _flat_scores(scores, eligible, count_rule)
-    return _split(select_flat(flat, keep_ratio, count_rule), scores)
+    return _split(select_flat(flat, density, count_rule), scores)
 
 
-def layerwise_topk(
-    scores: Scores, keep_ratio: float, eligible: Masks | None = None, count_rule: str = "exact"
-) -> Masks:
+def layerwise_topk(scores: Scores, density: float, eligible: Masks | None = None, count_rule: str = "exact") -> Masks:
     """Each tensor cut to the same density (movement pruning's default TopK binarizer)."""
     out: Masks = {}
     for name, score in scores.items():
         flat = _flat_scores({name: score}, None if eligible is None else {name: eligible[name]}, count_rule)
-        out[name] = select_flat(flat, keep_ratio, count_rule).view(score.shape)
+        out[name] = select_flat(flat, density, count_rule).view(score.shape)
     return out
 
 
@@ -246,14 +249,14 @@ def _rows(score: torch.Tensor, eligible: torch.Tensor | None, rule: str) -> torc
     return rows
 
 
-def rowwise_topk(scores: Scores, keep_ratio: float, eligible: Masks | None = None, count_rule: str = "exact") -> Masks:
+def rowwise_topk(scores: Scores, density: float, eligible: Masks | None = None, count_rule: str = "exact") -> Masks:
     """Each output row (dim 0 of a weight: one output unit's inputs) cut to the same density: Wanda's
     comparison group. Vectorised over rows; exact-count rules keep the same count in every row."""
     out: Masks = {}
     for name, score in scores.items():
         rows = _rows(score, None if eligible is None else eligible[name], count_rule)
         n = rows.shape[1]
-        k = keep_count(keep_ratio, n, count_rule)
+        k = keep_count(density, n, count_rule)
         if count_rule in ("exact", "floor", "prune_floor"):
             if count_rule == "prune_floor":
                 mask = _prune_smallest_stable(rows, n - k)
@@ -290,7 +293,7 @@ def nm_mask(score: torch.Tensor, n: int, m: int) -> torch.Tensor:
 
 def nm_topk(
     scores: Scores,
-    keep_ratio: float,
+    density: float,
     eligible: Masks | None = None,
     count_rule: str = "exact",
     *,
@@ -301,7 +304,7 @@ def nm_topk(
     earlier, denser steps keep round(r m) per group (clipped to [n, m]), so every step is itself a valid
     (k:m) pattern and the last one is n:m. Entries that may not be chosen again are filled as under the
     count rule (their group then keeps the best of the others first)."""
-    per_group = min(m, max(n, int(round(keep_ratio * m))))
+    per_group = min(m, max(n, int(round(density * m))))
     out: Masks = {}
     for name, score in scores.items():
         rows = _rows(score, None if eligible is None else eligible[name], count_rule)
@@ -317,3 +320,4 @@ def nm_groups_ok(mask: torch.Tensor, n: int, m: int) -> bool:
 
 Selection = Callable[..., Masks]
 SELECTIONS: dict[str, Selection] = {"global": global_topk, "layer": layerwise_topk, "row": rowwise_topk, "nm": nm_topk}
+SELECTIONS.update({scope: functools.partial(structured_topk, kinds=k) for scope, k in STRUCTURED_SCOPES.items()})

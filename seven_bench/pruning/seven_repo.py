@@ -22,6 +22,7 @@ import torch
 
 from seven_bench.errors import UserError
 from seven_bench.pruning.base import PruneContext, step_gradients
+from seven_bench.pruning.configured import from_config
 from seven_bench.pruning.dyn import DynPruner
 from seven_bench.pruning.plans import SevenWindow
 from seven_bench.pruning.selection import resolve_count_rule
@@ -153,20 +154,13 @@ class SevenRepoDyn(DynPruner):
 
 
 def variant(cfg: Mapping[str, Any]) -> str:
-    value = str(cfg.get("variant", "original"))
+    value = str(cfg["variant"])
     if value not in VARIANTS:
         raise UserError(f"pruner.variant={value!r}: choose {' or '.join(VARIANTS)}")
     return value
 
 
 def build_seven_repo(method: str, cfg: Mapping[str, Any], density: float) -> SevenRepoDyn:
-    return SevenRepoDyn(
-        method,
-        density,
-        cfg.get("start"),
-        cfg.get("window"),
-        float(cfg.get("alpha1", 0.8)),
-        float(cfg.get("alpha2", 0.9)),
-        bool(cfg.get("fit_schedule", False)),
-        resolve_count_rule(cfg.get("count_rule"), f"{method}/seven_repo"),
+    return from_config(
+        SevenRepoDyn, cfg, method, density, count_rule=resolve_count_rule(cfg["count_rule"], f"{method}/seven_repo")
     )

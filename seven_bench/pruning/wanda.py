@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import torch
 
 from seven_bench.pruning.base import Masks, PruneContext, Pruner, batch_rows
+from seven_bench.pruning.configured import from_config
 from seven_bench.pruning.selection import (
     SELECTIONS,
     check_nm,
@@ -121,12 +122,5 @@ class Wanda(Pruner):
 
 
 def build_wanda(cfg: Mapping[str, Any], density: float, seed: int) -> Wanda:
-    selection = str(cfg.get("selection", "row"))
-    return Wanda(
-        density,
-        int(cfg.get("nsamples", 128)),
-        selection,
-        resolve_count_rule(cfg.get("count_rule"), "wanda"),
-        bool(cfg.get("sequential", True)),
-        (int(cfg.get("n", 2)), int(cfg.get("m", 4))) if selection == "nm" else None,
-    )
+    nm = (int(cfg["n"]), int(cfg["m"])) if cfg["selection"] == "nm" else None
+    return from_config(Wanda, cfg, density, count_rule=resolve_count_rule(cfg["count_rule"], "wanda"), nm=nm)

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from seven_bench.tables.keys import PAPER_MODELS, is_dense, method_key, table_keys
+from seven_bench.tables.keys import PAPER_MODELS, SECONDARY_METRICS, is_dense, method_key, table_keys, task_key
 
 RECORD_COLUMNS = [
     "hash",
@@ -41,10 +41,22 @@ RECORD_COLUMNS = [
     "git_commit",
     "created_at",
     "collapse_warnings",
+    "secondary_metric",
+    "secondary_pct",
 ]
 
 AGGREGATE_KEYS = ["table", "method", "standin", "task", "sparsity_pct"]
-AGGREGATE_COLUMNS = AGGREGATE_KEYS + ["n", "mean", "std", "metric", "achieved_pct", "configs", "collapsed"]
+AGGREGATE_COLUMNS = AGGREGATE_KEYS + [
+    "n",
+    "mean",
+    "std",
+    "metric",
+    "achieved_pct",
+    "configs",
+    "collapsed",
+    "secondary_metric",
+    "secondary_mean",
+]
 
 
 def _pct(value: Any) -> float:
@@ -66,6 +78,8 @@ def record_row(record: Mapping[str, Any]) -> dict[str, Any]:
     per_epoch = [_pct((entry.get(split) or {}).get(metric)) for entry in metrics.get("per_epoch") or []]
     sparsity = record.get("sparsity") or {}
     timing = record.get("timing") or {}
+    secondary = SECONDARY_METRICS.get(spec["task"]["name"], (None, ""))[0]
+    last = (metrics.get("per_epoch") or [{}])[-1].get(split) or {}
     return {
         "hash": record.get("cell_hash"),
         "status": record.get("status"),
@@ -74,7 +88,7 @@ def record_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "experiment": record.get("experiment"),
         "tables": ";".join(table_keys(record)),
         "model": spec["model"]["name"],
-        "task": spec["task"]["name"],
+        "task": task_key(spec["task"]),
         "pruner": pruner["name"],
         "timing": pruner.get("timing"),
         "method": method_key(record),
@@ -96,13 +110,15 @@ def record_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "git_commit": (record.get("env") or {}).get("git_commit"),
         "created_at": record.get("created_at"),
         "collapse_warnings": sum("(layer collapse)" in str(w) for w in record.get("warnings") or []),
+        "secondary_metric": secondary,
+        "secondary_pct": _pct(last.get(secondary)) if secondary else math.nan,
     }
 
 
 def records_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """All records, one row each (failed ones included), sorted for reading; this is records.csv."""
     frame = pd.DataFrame([record_row(record) for record in records], columns=RECORD_COLUMNS)
-    for column in ("sparsity_target", "sparsity_achieved", "value_pct", "best_pct"):
+    for column in ("sparsity_target", "sparsity_achieved", "value_pct", "best_pct", "secondary_pct"):
         frame[column] = pd.to_numeric(frame[column])
     return frame.sort_values(["model", "task", "method", "sparsity_target", "seed"], kind="stable", ignore_index=True)
 
@@ -146,5 +162,7 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
         achieved_pct=("achieved_pct", "mean"),
         configs=("config_id", joined),
         collapsed=("collapse_warnings", lambda c: int((c > 0).sum())),
+        secondary_metric=("secondary_metric", joined),
+        secondary_mean=("secondary_pct", "mean"),
     )
     return result.reset_index()[AGGREGATE_COLUMNS]

@@ -10,10 +10,13 @@ from typing import Sequence
 
 from seven_bench.errors import UserError
 from seven_bench.tables.aggregate import records_frame
+from seven_bench.tables.fig4 import plot_fig4
 from seven_bench.tables.layout import build_table, table_names
 from seven_bench.tables.load import default_baselines_dir, load_baselines, load_records
 from seven_bench.tables.plots import plot_schedules, plot_sparsity_curves
 from seven_bench.tables.render import missing_lines, write_table
+from seven_bench.tables.structured import KEY as STRUCTURED
+from seven_bench.tables.structured import write_structured
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -76,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {len(orphans)} record(s) fit no table (e.g. {orphans['hash'].iloc[0]}); see records.csv")
 
     for key in table_names(frame, baselines):
+        if key == STRUCTURED:  # its own layout: accuracy, size and speed-up per method (tables/structured.py)
+            print(write_structured(records, out_dir))
+            continue
         view = build_table(key, frame, baselines)
         write_table(view, out_dir)
         paper_cells = int((baselines["table"] == key).sum())
@@ -90,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  note: {note}")
     plots = plot_sparsity_curves(frame, baselines, plots_dir)
     schedules = plot_schedules(records, plots_dir)
+    fig4 = plot_fig4(records, plots_dir)  # Fig. 4 (records of +experiment=fig4 / fig4_imagenet), with fig4.csv
+    if fig4:
+        print(f"fig4 -> {fig4[1]} (plotted numbers: {fig4[0]})")
     print(
         f"records -> {out_dir / 'records.csv'}; {len(plots) // 2} sparsity plot(s), {len(schedules)} schedule plot(s) "
         f"-> {plots_dir}"

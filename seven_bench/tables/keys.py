@@ -21,6 +21,12 @@ TEXT_MODELS = frozenset({"bert", "minilm", "tiny_bert"})
 # SEVEN-pre settings of the paper's method (the official code averages |g|, eq. 12 in full). Other values are
 # the score-function ablations of Table IV.
 SEVEN_PRE_DEFAULTS = {"first_moment": "abs", "correction": "full"}
+# Options that make another method than the published row when changed from their default (the original
+# code's behaviour): such a record gets its own row, the changed options in brackets (``isp[merge=intersection]``).
+ROW_OPTIONS = {
+    "earlybird": {"weights": "pretrained"},
+    "isp": {"merge": "union", "weak_lr": "warmup"},
+}
 
 METHOD_LABELS = {
     DENSE: "Dense",
@@ -41,6 +47,7 @@ METHOD_LABELS = {
     "seven_dyn": "SEVEN-dyn",
     "iter_snip": "Iterative SNIP",
     "force": "FORCE",
+    "info_deletion": "ID",
     "seven_pre_variant_a": "SEVEN-pre variant a (label stripped)",
     "seven_pre_variant_b": "SEVEN-pre variant b (label stripped)",
     "seven_pre_variant_c": "SEVEN-pre variant c (label stripped)",
@@ -72,7 +79,22 @@ TASK_LABELS = {
     "mnli": "MNLI",
     "qqp": "QQP",
     "squad": "SQuAD",
+    "squad_proxy": "SQuAD-proxy",
 }
+
+# A task run on stand-in data (SQuAD's dev file split by article, `task.proxy_split`) is its own task key, so
+# its numbers never share a cell, a column or a table with the real task's.
+PROXY_TASK_SUFFIX = "_proxy"
+# Tasks whose cells show a second recorded metric beside the reported one: (metric key, label).
+SECONDARY_METRICS = {"squad": ("exact_match", "EM")}
+# Tasks with tables of their own (the paper's Tables I-V are GLUE and image sets only): one per task key.
+OWN_TABLE_TASKS = frozenset({"squad"})
+
+
+def task_key(task: Mapping[str, Any]) -> str:
+    """A record's task as the tables key it: its name, with PROXY_TASK_SUFFIX when it ran on a stand-in split."""
+    name = str(task["name"])
+    return name + PROXY_TASK_SUFFIX if task.get("proxy_split") else name
 
 
 def _is_seven_pre_ablation(pruner: Mapping[str, Any]) -> bool:
@@ -101,6 +123,8 @@ def table_keys(record: Mapping[str, Any]) -> list[str]:
     if (spec.get("trainer") or {}).get("optimizer") == "lion":
         return ["table5"]
     model, timing = spec["model"]["name"], pruner.get("timing")
+    if spec["task"]["name"] in OWN_TABLE_TASKS:  # SQuAD: its own table (the stand-in split: another one)
+        return [task_key(spec["task"])]
     if pruner.get("name") == "gmp":  # gradual magnitude is the paper's "Progressive" row of Tables I and II
         return ["table1"] if model in IMAGE_MODELS else ["table2"] if model in TEXT_MODELS else []
     if model in IMAGE_MODELS:
@@ -134,6 +158,9 @@ def method_key(record: Mapping[str, Any]) -> str:
             if pruner.get(option, default) != default
         )
         key = f"{key}[{options}]"
+    changed = [f"{o}={pruner[o]}" for o, d in ROW_OPTIONS.get(key, {}).items() if pruner.get(o, d) != d]
+    if changed:  # e.g. EarlyBird fine-tuned from the EB weights: not the published (rewound) row
+        key = f"{key}[{','.join(changed)}]"
     variant = pruner.get("variant")
     if variant not in (None, "original"):  # e.g. the SEVEN repo's re-implementations: never the original's row
         key = f"{key}[{variant}]"

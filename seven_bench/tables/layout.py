@@ -9,7 +9,15 @@ from typing import Any, Mapping
 import pandas as pd
 
 from seven_bench.tables.aggregate import aggregate
-from seven_bench.tables.keys import PAPER_MODELS, column_label, is_dense, row_label, table_order, task_label
+from seven_bench.tables.keys import (
+    PAPER_MODELS,
+    SECONDARY_METRICS,
+    column_label,
+    is_dense,
+    row_label,
+    table_order,
+    task_label,
+)
 
 COLLAPSE_MARK = "†"  # a cell one of whose records warns of layer collapse
 
@@ -25,6 +33,9 @@ TABLE_TITLES = {
     "table3": "Table III: BERT-base, dynamic pruning (GLUE dev)",
     "table4": "Table IV: SEVEN-pre score-function ablation",
     "table5": "Table V: SEVEN-pre fine-tuned with Lion",
+    "squad": "SQuAD v1.1 (Fig. 4's text panel): F1, exact match beside",
+    "squad_proxy": "SQuAD-proxy: a stand-in (the dev file's first 38 articles trained, last 10 scored), "
+    "not SQuAD v1.1 numbers: F1, exact match beside",
 }
 
 # Caveats about the published numbers that a reader of our table needs (details: baselines/README.md).
@@ -75,6 +86,15 @@ def format_versus(ours: float, paper: float) -> str:
     if math.isnan(ours):
         return f"{MISSING} vs {paper:.2f}"
     return f"{ours:.2f} vs {paper:.2f} ({ours - paper:+.2f})"
+
+
+def secondary_text(cell: Any) -> str:
+    """`` / EM 71.20``: the mean of the second metric a task shows beside its reported one (SQuAD's exact
+    match beside F1); empty for every other task."""
+    if cell is None or not cell.secondary_metric or math.isnan(cell.secondary_mean):
+        return ""
+    labels = dict(SECONDARY_METRICS.values())
+    return f" / {labels.get(cell.secondary_metric, cell.secondary_metric)} {cell.secondary_mean:.2f}"
 
 
 def _columns(paper: pd.DataFrame, ours: pd.DataFrame) -> list[tuple[str, float]]:
@@ -178,7 +198,7 @@ def build_table(key: str, frame: pd.DataFrame, baselines: pd.DataFrame) -> Table
             mean, std, n = (cell.mean, cell.std, cell.n) if cell is not None else (math.nan, math.nan, 0)
             paper_value = math.nan if standin else paper_at.get((method, task, at), math.nan)
             dagger = COLLAPSE_MARK if cell is not None and cell.collapsed else ""
-            ours_line.append(format_cell(mean, std, n) + dagger)
+            ours_line.append(format_cell(mean, std, n) + dagger + secondary_text(cell))
             versus_line.append(format_versus(mean, paper_value))
             if n or not math.isnan(paper_value):
                 long_rows.append(

@@ -20,6 +20,9 @@ class TaskInfo:
     reported_metric: str  # the key of TaskData.metric's result that the paper's tables report
     class_names: tuple[str, ...] = ()
     description: str = ""
+    # the model head a task needs: "classification" (a label or a score per input; GLUE, images) or
+    # "question_answering" (start and end logits per token; SQuAD)
+    head: str = "classification"
 
     @property
     def is_regression(self) -> bool:
