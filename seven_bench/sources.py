@@ -53,10 +53,16 @@ def hf_cached(repo_id: str, filename: str = "config.json") -> bool:
     return isinstance(found, str)
 
 
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file, computed once per process for each (path, size, mtime): a sweep hashes a
+    data file once, and a changed file again."""
+    stat = Path(path).stat()
+    return _digest(str(path), stat.st_size, stat.st_mtime_ns, algorithm)
+
+
 @lru_cache(maxsize=256)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    """Keyed by size and mtime too, so a sweep hashes each file once per process and a changed file again."""
-    digest = hashlib.sha256()
+def _digest(path: str, size: int, mtime_ns: int, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
@@ -73,5 +79,5 @@ def fingerprint_files(paths: Iterable[Path], root: Path | None) -> list[dict[str
             shown = str(Path(path).resolve().relative_to(Path(root).resolve())) if root is not None else str(path)
         except ValueError:
             shown = str(path)
-        out.append({"path": shown, "size": stat.st_size, "sha256": _sha256(str(path), stat.st_size, stat.st_mtime_ns)})
+        out.append({"path": shown, "size": stat.st_size, "sha256": file_digest(path)})
     return out

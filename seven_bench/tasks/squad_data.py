@@ -7,13 +7,12 @@ Every question becomes one row in the hub's layout, so both routes give identica
 
 from __future__ import annotations
 
-import hashlib
 import json
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
 from seven_bench.errors import UserError
+from seven_bench.sources import file_digest
 
 HUB_ID = "rajpurkar/squad"
 DIRECTORY = "squad"
@@ -118,19 +117,9 @@ def split_by_article(
     return train, evals, info
 
 
-@lru_cache(maxsize=8)
-def _md5(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def md5_check(path: Path) -> tuple[dict[str, Any], str | None]:
     """({file, md5, official_md5, official}, a warning when an official file name holds other bytes)."""
-    stat = Path(path).stat()
-    md5 = _md5(str(path), stat.st_size, stat.st_mtime_ns)
+    md5 = file_digest(path, "md5")
     expected = OFFICIAL_MD5.get(Path(path).name)
     check = {"file": Path(path).name, "md5": md5, "official_md5": expected, "official": md5 == expected}
     warning = None
