@@ -160,6 +160,8 @@ def export_model(
             summary["heads_total"] = reference.config.num_attention_heads * len(sizes)
             summary["neurons_kept"] = sum(s["intermediate_size"] for s in sizes)
             summary["neurons_total"] = reference.config.intermediate_size * len(sizes)
+        if plan:
+            summary["max_abs_logit_diff"] = _max_logit_diff(model, exported)
         dense_params, _ = _params(reference)
         params, nonzero = _params(exported)
         summary["params"] = {"dense": dense_params, "exported": params, "exported_nonzero": nonzero}
@@ -184,6 +186,19 @@ def export_model(
         shutil.rmtree(tmp, ignore_errors=True)
         model.train(was_training)
     return summary
+
+
+@torch.no_grad()
+def _max_logit_diff(masked: nn.Module, exported: nn.Module, batch: int = 2, length: int = 16) -> float:
+    """The largest |logit difference| between the masked model and its sliced export on one seeded random
+    batch (padding included): the record's proof that slicing removed only what the zeros had removed."""
+    device = next(masked.parameters()).device
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(masked.config.vocab_size, (batch, length), generator=generator).to(device)
+    attention = torch.ones_like(ids)
+    attention[-1, length // 2 :] = 0
+    first = [m(input_ids=ids, attention_mask=attention)[0].float() for m in (masked, exported)]
+    return float((first[0] - first[1]).abs().max())
 
 
 def export_cell(bundle: Any, pruner: Any, results_dir: str | Path, cell_hash: str) -> dict[str, Any]:

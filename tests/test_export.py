@@ -177,6 +177,7 @@ def test_cell_with_export_true_and_the_export_cli(tmp_path, capsys):
     assert export["heads_kept"] + record["pruner"]["heads_removed"] == export["heads_total"]
     assert export["neurons_kept"] + record["pruner"]["neurons_removed"] == export["neurons_total"]
     assert export["params"]["exported"] < export["params"]["dense"]
+    assert export["max_abs_logit_diff"] <= 1e-5  # the record's own check: sliced = masked on a random batch
     path = tmp_path / "runs" / spec.cell_hash / "record.json"
     assert main([str(path), "--batch-size", "2", "--seq-len", "16", "--repeats", "1"]) == 0
     assert json.loads(path.read_text())["export"]["latency"]["seq_len"] == 16
