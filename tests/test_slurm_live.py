@@ -33,7 +33,11 @@ SWEEP = [
     "task=rte,mrpc",
     "pruner=magnitude,seven_pre",
     "sparsity=0.5",
-    "trainer.max_steps=3",
+    # long enough (~600 tiny steps, a checkpoint every 6) for the cancel and the preemption to land mid-cell on a
+    # loaded machine: with the trainer.max_steps=3 a cell can finish before squeue shows it running
+    "trainer.batch_size=4",
+    "trainer.epochs=100",
+    "trainer.max_steps=600",
 ]
 
 
