@@ -313,3 +313,51 @@ def test_large_global_cut_equals_the_flat_cut(rule, ratio):
         from seven_bench.pruning.selection import _flat_part, _large_cut
 
         assert _large_cut([_flat_part(s, None, rule) for s in scores.values()], ratio, rule) is not None
+
+
+@pytest.fixture(params=["c", "torch"])
+def cut_route(request, monkeypatch):
+    """Both routes of the cut's comparison pass: the C loop (where a compiler works) and torch's ops."""
+    from seven_bench.pruning import ckernels
+
+    if request.param == "torch":
+        monkeypatch.setenv("SEVEN_BENCH_FUSED", "0")
+    elif ckernels.kernel_name() != "fused_c":
+        pytest.skip("no C compiler here")
+    ckernels.library.cache_clear()
+    yield request.param
+    monkeypatch.delenv("SEVEN_BENCH_FUSED", raising=False)
+    ckernels.library.cache_clear()
+
+
+@pytest.mark.parametrize("rule", ["exact", "floor", "floor_ties", "kthvalue_ties"])
+@pytest.mark.parametrize("ratio", [0.5, 0.599, 0.65])
+def test_large_global_cut_with_many_pruned_entries(rule, ratio, cut_route):
+    """40% already pruned (no resurrection): their fill value (0 or -inf) is the bracket's lower end, and at
+    0.65 the threshold is that fill itself; the tensor-by-tensor path still runs and equals the flat cut."""
+    from seven_bench.pruning.selection import _flat_scores, _large_cut, _split
+
+    gen = torch.Generator().manual_seed(11)
+    scores = {name: torch.rand(shape, generator=gen) + 0.5 for name, shape in (("a", (900, 1000)), ("b", (1000, 400)))}
+    eligible = {name: torch.rand(s.shape, generator=gen) > 0.4 for name, s in scores.items()}
+    got = global_topk(scores, ratio, eligible, rule)
+    want = _split(select_flat(_flat_scores(scores, eligible, rule), ratio, rule), scores)
+    for name in scores:
+        assert torch.equal(got[name], want[name]), (rule, ratio, name)
+    parts, allowed = [s.reshape(-1) for s in scores.values()], [e.reshape(-1) for e in eligible.values()]
+    assert _large_cut(parts, ratio, rule, allowed) is not None
+
+
+def test_large_global_cut_on_structured_scores(cut_route):
+    """Scores with a per-column scale (as SEVEN's and SNIP's follow input activations), 768-wide rows: the
+    bracket still holds (a strided sample saw a few columns only and missed), and the cut is the flat one."""
+    from seven_bench.pruning.selection import _flat_scores, _large_cut, _split
+
+    gen = torch.Generator().manual_seed(5)
+    column_scale = torch.logspace(-3, 1, 768)[torch.randperm(768, generator=gen)]
+    scores = {f"w{i}": torch.rand(768, 768, generator=gen) * column_scale for i in range(3)}
+    for ratio in (0.3, 0.7):
+        got = global_topk(scores, ratio, None, "exact")
+        want = _split(select_flat(_flat_scores(scores, None, "exact"), ratio, "exact"), scores)
+        assert all(torch.equal(got[n], want[n]) for n in scores)
+        assert _large_cut([s.reshape(-1) for s in scores.values()], ratio, "exact") is not None

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from seven_bench.errors import UserError
+from seven_bench.pruning.ckernels import mask_mul_
 
 Masks = dict[str, torch.Tensor]
 
@@ -267,7 +268,7 @@ def apply_masks_(prunable: dict[str, nn.Parameter], masks: Masks | None) -> None
     if masks is None:
         return
     for name, param in prunable.items():
-        param.mul_(masks[name])
+        mask_mul_(param, masks[name])
 
 
 def achieved_sparsity(prunable: dict[str, nn.Parameter], masks: Masks | None) -> tuple[float, dict[str, float]]:

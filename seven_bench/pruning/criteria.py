@@ -6,12 +6,14 @@ Hessian-gradient product. The formulas themselves live in `scores.py`.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
 from seven_bench.errors import UserError
+from seven_bench.pruning import ckernels
 from seven_bench.pruning import scores as F
+from seven_bench.pruning.fused_seven import seven_update_fused_
 from seven_bench.pruning.scores import SevenState
 
 Tensors = dict[str, torch.Tensor]
@@ -26,6 +28,12 @@ class Criterion(Protocol):
 
     def forget(self, masks: Tensors) -> None:
         """Drop what was learned about pruned entries (no-resurrection methods)."""
+
+
+def describe(criterion: Criterion) -> dict[str, Any]:
+    """What a criterion adds to the run record's pruner section (most add nothing)."""
+    summary = getattr(criterion, "summary", None)
+    return summary() if callable(summary) else {}
 
 
 class _Instant:
@@ -108,7 +116,11 @@ class Seven:
         for name, w in weights.items():
             if name not in self.state:
                 self.state[name] = SevenState.zeros_like(w)
-            F.seven_update_(self.state[name], w, signal[name], t, **self.kw)
+            seven_update_fused_(self.state[name], w, signal[name], t, **self.kw)
+
+    def summary(self) -> dict[str, Any]:
+        """Which implementation ran the update (both give the same bits; the fused one is ~4x faster)."""
+        return {"seven_update": ckernels.kernel_name()}
 
     def scores(self) -> Tensors:
         return {n: s.score for n, s in self.state.items()}
@@ -116,7 +128,7 @@ class Seven:
     def forget(self, masks: Tensors) -> None:
         """The code zeroes S of pruned entries (S[M == 0] <- 0), so they never come back."""
         for name, state in self.state.items():
-            state.score.mul_(masks[name])
+            ckernels.mask_mul_(state.score, masks[name])
 
     def state_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for s in self.state.values() for t in (s.m, s.v, s.score))

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from seven_bench.pruning.base import Masks, PruneContext, Pruner, kept_fraction, step_gradients
-from seven_bench.pruning.criteria import Criterion, Seven
+from seven_bench.pruning.criteria import Criterion, Seven, describe
 from seven_bench.pruning.plans import Plan, SevenWindow, Trajectory
 from seven_bench.pruning.selection import SELECTIONS, check_rule, check_selection
 
@@ -117,6 +117,7 @@ class DynPruner(Pruner):
 
     def summary(self) -> dict[str, Any]:
         return {
+            **describe(self.criterion),
             "variant": self.variant,
             **self.plan.summary(),
             "selection": self.selection,

@@ -11,7 +11,8 @@ from tqdm.auto import tqdm
 
 from seven_bench.errors import UserError
 from seven_bench.pruning.base import PruneContext, Pruner, batch_targets, kept_fraction
-from seven_bench.pruning.criteria import Criterion
+from seven_bench.pruning.ckernels import mask_mul_
+from seven_bench.pruning.criteria import Criterion, describe
 from seven_bench.pruning.schedules import PreSchedule
 from seven_bench.pruning.selection import (
     SCOPES,
@@ -156,7 +157,7 @@ class PrePruner(Pruner):
                 if self.dense is not None:
                     param.copy_(self.dense[name] * self.masks[name])
                 else:
-                    param.mul_(self.masks[name])
+                    mask_mul_(param, self.masks[name])
         self.trajectory.append((t, ratio, kept_fraction(self.masks)))
 
     def finish(self, ctx: PruneContext) -> None:
@@ -174,6 +175,7 @@ class PrePruner(Pruner):
         if self.blocks is not None and self.masks is not None:
             out = structure_summary(self.blocks, self.masks)
         return {
+            **describe(self.criterion),
             **out,
             "scoring_steps": self.steps,
             "resurrection": self.resurrection,

@@ -123,7 +123,7 @@ def kth_largest(flat: torch.Tensor, k: int) -> torch.Tensor:
     n = flat.numel()
     if n <= _DIRECT:
         return torch.kthvalue(flat, n - k + 1).values
-    lo, hi = global_cut.bracket([flat], k)
+    lo, hi, _ = global_cut.bracket([flat], k)
     above = int(torch.count_nonzero(flat > hi))
     if above < k and int(torch.count_nonzero(flat >= lo)) >= k:
         candidates = flat[(flat >= lo) & (flat <= hi)]
@@ -209,7 +209,7 @@ def _split(mask: torch.Tensor, scores: Scores) -> Masks:
     return out
 
 
-def _large_cut(parts: list[torch.Tensor], density: float, rule: str) -> list[torch.Tensor] | None:
+def _large_cut(parts: list[torch.Tensor], density: float, rule: str, eligible: list[torch.Tensor] | None = None):
     """`global_cut.cut` for the rules that reduce to "the kth largest, ties first or all" (None otherwise)."""
     n = sum(p.numel() for p in parts)
     k = keep_count(density, n, rule)
@@ -218,15 +218,17 @@ def _large_cut(parts: list[torch.Tensor], density: float, rule: str) -> list[tor
     kth = min(n, k + 1) if rule == "kthvalue_ties" else k
     if kth <= 0 or kth >= n or (rule == "kthvalue_ties" and k >= n):
         return None  # keep nothing / everything: the flat path's edge cases
-    return global_cut.cut(parts, kth, "first" if rule in ("exact", "floor") else "all")
+    ties = "first" if rule in ("exact", "floor") else "all"
+    return global_cut.cut(parts, kth, ties, eligible, _fill_value(rule))
 
 
 def global_topk(scores: Scores, density: float, eligible: Masks | None = None, count_rule: str = "exact") -> Masks:
     """One threshold over every prunable tensor (SEVEN, SNIP, GraSP, magnitude, PLATON). Above a million
     scores the cut works tensor by tensor (global_cut.py) instead of on one concatenated copy."""
     if sum(s.numel() for s in scores.values()) > _DIRECT:
-        parts = [_flat_part(s, None if eligible is None else eligible[n], count_rule) for n, s in scores.items()]
-        masks = _large_cut(parts, density, count_rule)
+        parts = [s.detach().reshape(-1).float() for s in scores.values()]
+        allowed = None if eligible is None else [eligible[n].reshape(-1) for n in scores]
+        masks = _large_cut(parts, density, count_rule, allowed)
         if masks is not None:
             return {name: mask.view(score.shape) for (name, score), mask in zip(scores.items(), masks)}
     flat = _flat_scores(scores, eligible, count_rule)
