@@ -1,20 +1,31 @@
 """Artifacts shared between cells: a lottery path's per-round masks, a pruned pre-trained model, a structured
 search's solution path. Each lives under `results_dir/artifacts/<kind>-<key hash>/`, is keyed by everything
 that determines it (never by sparsity when one artifact serves every sparsity), and appears only when
-complete: files are written to a temporary name and renamed, and `done.json` is written last."""
+complete: files are written to a temporary name and renamed, and `done.json` is written last. Its producer
+holds the folder's lock (`producing`), so cells of a parallel sweep that need the same artifact make it once:
+the others wait, then load it."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ContextManager, Iterator, Mapping
 
 import torch
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: no cross-process lock; producers may then run twice (same result)
+    fcntl = None  # type: ignore[assignment]
+
 DONE = "done.json"
+LOCK = ".lock"
+log = logging.getLogger(__name__)
 
 
 def key_hash(key: Mapping[str, Any]) -> str:
@@ -89,6 +100,24 @@ class Artifact:
         """Declare the artifact whole (its key and any facts beside it), last of all its writes."""
         self.save(DONE, {"kind": self.kind, "key": self.key, **dict(facts or {})})
 
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the folder's lock (flock: it dies with its process, so a killed producer never leaves the
+        artifact locked). A second holder waits, saying so once."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / LOCK, "a") as fh:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    log.warning("another cell is making %s (%s): waiting for it", self.kind, self.dir)
+                    fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+
     def describe(self) -> dict[str, Any]:
         """What a run record says about an artifact it used or made."""
         return {"kind": self.kind, "path": str(self.dir), "key": self.key, "complete": self.complete}
@@ -102,3 +131,8 @@ class ArtifactStore:
 
     def get(self, kind: str, key: Mapping[str, Any]) -> Artifact:
         return Artifact(self.root, kind, key)
+
+
+def producing(artifact: Artifact | None) -> ContextManager[None]:
+    """`with producing(artifact):` around "load it if complete, else make it": one maker at a time."""
+    return artifact.exclusive() if artifact is not None else nullcontext()

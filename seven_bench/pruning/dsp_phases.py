@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from seven_bench.artifacts import producing
 from seven_bench.pruning.base import PruneContext, Pruner
 from seven_bench.recipes import TRAINER_KEYS
 from seven_bench.train import run_steps
@@ -21,15 +22,16 @@ def dense_finetune(ctx: PruneContext) -> dict[str, Any]:
     settings = {k: ctx.settings.get(k) for k in TRAINER_KEYS}
     key = {"identity": ctx.identity, "trainer": settings, "steps": steps, "device_type": ctx.device.type}
     artifact = ctx.artifacts.get("dense_finetune", key) if ctx.artifacts is not None else None
-    if artifact is not None and artifact.complete:
-        ctx.model.load_state_dict(artifact.load("model.pt"))
-        source = "artifact"
-    else:
-        run_steps(ctx, steps, desc="dsp dense fine-tune")
-        source = "trained"
-        if artifact is not None:
-            artifact.save("model.pt", {k: v.detach().cpu() for k, v in ctx.model.state_dict().items()})
-            artifact.finish({"steps": steps})
+    with producing(artifact):
+        if artifact is not None and artifact.complete:
+            ctx.model.load_state_dict(artifact.load("model.pt"))
+            source = "artifact"
+        else:
+            run_steps(ctx, steps, desc="dsp dense fine-tune")
+            source = "trained"
+            if artifact is not None:
+                artifact.save("model.pt", {k: v.detach().cpu() for k, v in ctx.model.state_dict().items()})
+                artifact.finish({"steps": steps})
     torch.manual_seed(ctx.seed)
     facts: dict[str, Any] = {"steps": steps, "source": source}
     if artifact is not None:

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from seven_bench.artifacts import key_hash
+from seven_bench.artifacts import key_hash, producing
 from seven_bench.errors import UserError
 from seven_bench.models.text import word_embeddings
 from seven_bench.pruning.base import PruneContext, Pruner
@@ -167,23 +167,24 @@ class InfoDeletion(Pruner):
             raise UserError("info_deletion prunes the word embeddings but the cell's prunable set lacks them")
         key = self.artifact_key(ctx)
         artifact = ctx.artifacts.get(ARTIFACT_KIND, key) if ctx.artifacts is not None else None
-        if artifact is not None and artifact.complete:
-            self._load(ctx, artifact)
-            return
-        started = time.perf_counter()
-        with torch.random.fork_rng(devices=_cuda_index(ctx.device)):
-            masks, trajectory = self._pretrain(ctx, encoder)
-        self.masks = masks
-        self.facts["seconds"] = time.perf_counter() - started
-        self.facts["trajectory"] = trajectory
-        self.facts["warnings"] = list(self.warnings)
-        self.facts["artifact"] = {"made": True, **(artifact.describe() if artifact is not None else {})}
-        if artifact is not None:
-            prefix = self._prefix(ctx.model, encoder)
-            artifact.save("encoder.pt", {f"{prefix}{n}": p.detach().cpu() for n, p in encoder.named_parameters()})
-            artifact.save("masks.pt", {n: m.cpu() for n, m in masks.items()})
-            artifact.finish({"facts": {k: v for k, v in self.facts.items() if k != "artifact"}})
-            self.facts["artifact"]["complete"] = True
+        with producing(artifact):
+            if artifact is not None and artifact.complete:
+                self._load(ctx, artifact)
+                return
+            started = time.perf_counter()
+            with torch.random.fork_rng(devices=_cuda_index(ctx.device)):
+                masks, trajectory = self._pretrain(ctx, encoder)
+            self.masks = masks
+            self.facts["seconds"] = time.perf_counter() - started
+            self.facts["trajectory"] = trajectory
+            self.facts["warnings"] = list(self.warnings)
+            self.facts["artifact"] = {"made": True, **(artifact.describe() if artifact is not None else {})}
+            if artifact is not None:
+                prefix = self._prefix(ctx.model, encoder)
+                artifact.save("encoder.pt", {f"{prefix}{n}": p.detach().cpu() for n, p in encoder.named_parameters()})
+                artifact.save("masks.pt", {n: m.cpu() for n, m in masks.items()})
+                artifact.finish({"facts": {k: v for k, v in self.facts.items() if k != "artifact"}})
+                self.facts["artifact"]["complete"] = True
 
     @staticmethod
     def _prefix(model: nn.Module, encoder: nn.Module) -> str:

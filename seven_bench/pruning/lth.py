@@ -28,6 +28,7 @@ from typing import Any, Iterator
 import torch
 from tqdm.auto import tqdm
 
+from seven_bench.artifacts import producing
 from seven_bench.errors import UserError
 from seven_bench.pruning.base import Masks, PruneContext, Pruner
 from seven_bench.pruning.configured import from_config
@@ -165,7 +166,12 @@ class ImpPath:
 
     # --- rounds ---------------------------------------------------------------------------------------
     def ensure(self, rounds: int) -> None:
-        """Rounds 1..`rounds` stored (running the missing ones in order), their facts in `self.rounds`."""
+        """Rounds 1..`rounds` stored (running the missing ones in order), their facts in `self.rounds`.
+        Under the path's lock: cells of a parallel sweep at other sparsities wait for the rounds they share."""
+        with producing(self.artifact):
+            self._ensure(rounds)
+
+    def _ensure(self, rounds: int) -> None:
         first_missing = next((r for r in range(1, rounds + 1) if not self.stored(r)), rounds + 1)
         bar = tqdm(
             total=rounds,

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from seven_bench.artifacts import producing
 from seven_bench.errors import UserError
 from seven_bench.pruning.base import PruneContext, Pruner
 from seven_bench.pruning.configured import from_config
@@ -174,18 +175,21 @@ class SppPruner(Pruner):
     def _path(self, ctx: PruneContext, layers: list[Any], settings: SearchSettings) -> dict[str, Any]:
         key = {"identity": ctx.identity, "batch_size": ctx.settings.get("batch_size"), "search": settings.key()}
         artifact = ctx.artifacts.get(ARTIFACT_KIND, key) if ctx.artifacts is not None else None
-        if artifact is not None and artifact.complete:
-            self.facts.update(search_reused=True, artifact=artifact.describe())
-            return artifact.load(PATH_FILE)
-        bar = tqdm(total=settings.steps, desc="spp search", disable=not ctx.progress, dynamic_ncols=True, leave=False)
-        path = run_search(ctx.model, layers, settings, ctx.num_labels, ctx.batches, bar)
-        bar.close()
-        self.facts["search_reused"] = False
-        if artifact is not None:
-            artifact.save(PATH_FILE, path)
-            artifact.finish({"steps": path["steps"], "seconds": path["seconds"]})
-            self.facts["artifact"] = artifact.describe()
-        return path
+        with producing(artifact):
+            if artifact is not None and artifact.complete:
+                self.facts.update(search_reused=True, artifact=artifact.describe())
+                return artifact.load(PATH_FILE)
+            bar = tqdm(
+                total=settings.steps, desc="spp search", disable=not ctx.progress, dynamic_ncols=True, leave=False
+            )
+            path = run_search(ctx.model, layers, settings, ctx.num_labels, ctx.batches, bar)
+            bar.close()
+            self.facts["search_reused"] = False
+            if artifact is not None:
+                artifact.save(PATH_FILE, path)
+                artifact.finish({"steps": path["steps"], "seconds": path["seconds"]})
+                self.facts["artifact"] = artifact.describe()
+            return path
 
     def prepare(self, ctx: PruneContext) -> None:
         layers = bert_layers(ctx.model, ctx.prunable, self.name)
