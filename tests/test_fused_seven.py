@@ -85,3 +85,16 @@ def test_switched_off_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("SEVEN_BENCH_FUSED")
         ckernels.library.cache_clear()
     assert describe(Seven(0.85, 0.95)) == {"seven_update": "fused_c"}
+
+
+def test_mask_mul_is_the_eager_op() -> None:
+    """x * 1.0 / x * 0.0 per entry, signed zeros, inf and NaN included; autograd sees the change."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(ckernels.CHUNK * 2 + 5, generator=gen)
+    x[:4] = torch.tensor([float("inf"), float("-inf"), float("nan"), -0.0])
+    mask = torch.rand(x.shape, generator=gen) > 0.5
+    mask[:4] = False
+    want, got = x.clone().mul_(mask), x.clone()
+    version = got._version
+    ckernels.mask_mul_(got, mask)
+    assert _same_bits(got, want) and got._version > version

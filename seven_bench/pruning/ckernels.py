@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from torch.autograd.graph import increment_version
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ def library() -> ctypes.CDLL | None:
 
 @lru_cache(maxsize=None)
 def pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="seven-update")
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pruning-kernel")
 
 
 def kernel_name() -> str:
@@ -208,3 +209,4 @@ def mask_mul_(x: torch.Tensor, mask: torch.Tensor) -> None:
         return
     mask = mask.contiguous()
     parallel(lib.mask_mul, (x.data_ptr(), mask.data_ptr()), x.numel(), (), sizes=(4, 1))
+    increment_version(x)  # as an in-place torch op would: autograd sees that x changed

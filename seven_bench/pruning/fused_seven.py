@@ -11,6 +11,7 @@ without a C compiler take the eager update itself.
 from __future__ import annotations
 
 import torch
+from torch.autograd.graph import increment_version
 
 from seven_bench.pruning import ckernels
 from seven_bench.pruning.scores import SevenState, seven_update_
@@ -63,3 +64,5 @@ def seven_update_fused_(
         if u is not None:
             (u if size == u.numel() else u[:size]).sqrt_()
         lib.seven_score(s + at, w + at, g + at, m + at, up, size, *score)
+    for x in (state.m, state.v, state.score):
+        increment_version(x)
