@@ -165,6 +165,9 @@ def test_answer_for_an_inseparable_case() -> None:
     assert "better in 0, worse in 0 and cannot separate 2" in sentences[0]
     assert sentences[1].startswith("So the seeds cannot tell")
     assert "lean towards SEVEN-pre" in sentences[1]
+    assert "ahead in 5 and behind in 1 of the 6 pairs" in sentences[1]
+    tie = paired_difference({0: 1.0, 1: 2.0, 2: 3.0}, {0: 2.0, 1: 2.0, 2: 1.0})
+    assert (tie.ahead, tie.behind, tie.n) == (1, 1, 3)  # a tied seed counts on neither side
 
 
 def test_answer_for_a_mixed_case() -> None:

@@ -63,14 +63,14 @@ def significance_table(found: Sequence[Comparison]) -> pd.DataFrame:
                 comparison.column,
                 method_label(comparison.method),
                 d.n,
+                f"{d.ahead} / {d.behind}",
                 MISSING if math.isnan(d.mean) else f"{d.mean:+.2f}",
                 interval,
                 d.verdict,
             ]
         )
-    table = pd.DataFrame(
-        rows, columns=["Column", "Method", "Paired seeds", "SEVEN-pre − method (mean)", "95% CI", "SEVEN-pre is"]
-    )
+    columns = ["Column", "Method", "Paired seeds", "SEVEN-pre ahead / behind (seeds)"]
+    table = pd.DataFrame(rows, columns=[*columns, "SEVEN-pre − method (mean)", "95% CI", "SEVEN-pre is"])
     return table.set_index("Column")
 
 
@@ -145,9 +145,12 @@ def answer(found: Sequence[Comparison]) -> list[str]:
             if 2 * ahead < total
             else "lean neither way"
         )
+        pairs = sum(c.difference.n for c in found)
+        ahead_on, behind_on = sum(c.difference.ahead for c in found), sum(c.difference.behind for c in found)
         second = (
             f"So the seeds cannot tell whether SEVEN-pre's ordering over its baselines holds on this stand-in: "
-            f"the means {lean}, but no difference is separated from 0 with {seeds}."
+            f"the means {lean}, but no difference is separated from 0 with {seeds} (seed by seed, SEVEN-pre "
+            f"is ahead in {ahead_on} and behind in {behind_on} of the {pairs} pairs)."
         )
     return [first, second]
 

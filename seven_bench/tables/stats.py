@@ -62,6 +62,8 @@ class PairedDifference:
     mean: float
     low: float  # NaN for fewer than two seeds
     high: float
+    ahead: int = 0  # seeds on which reference > other
+    behind: int = 0  # seeds on which reference < other
 
     @property
     def n(self) -> int:
@@ -85,14 +87,15 @@ def paired_difference(reference: Mapping[int, float], other: Mapping[int, float]
     """
     seeds = tuple(sorted(seed for seed in reference if seed in other))
     diffs = [reference[seed] - other[seed] for seed in seeds]
+    signs = {"ahead": sum(d > 0 for d in diffs), "behind": sum(d < 0 for d in diffs)}
     if not diffs:
         return PairedDifference(seeds, math.nan, math.nan, math.nan)
     mean = sum(diffs) / len(diffs)
     if len(diffs) < 2:
-        return PairedDifference(seeds, mean, math.nan, math.nan)
+        return PairedDifference(seeds, mean, math.nan, math.nan, **signs)
     std = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(diffs) - 1)) * std / math.sqrt(len(diffs))
-    return PairedDifference(seeds, mean, mean - half, mean + half)
+    return PairedDifference(seeds, mean, mean - half, mean + half, **signs)
 
 
 def seeds_phrase(n: int) -> str:
