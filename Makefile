@@ -32,6 +32,7 @@ bench: install
 
 tables: install
 	$(BIN)/seven-bench-tables --results-dir results
+	$(BIN)/seven-bench-tables --results-dir results/proxy --proxy
 
 # The proxy study (issue 14) on the offline stand-in, most telling cells first; resumable: finished cells are
 # skipped, so run it again (on any machine) to go on. Hours of CPU: records land in results/proxy/runs/.
