@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from seven_bench.tables.aggregate import joined, records_frame, usable
 from seven_bench.tables.keys import PAPER_MODELS, is_dense, method_label, task_label
+from seven_bench.tables.plots import stable_metadata
 
 EXPERIMENT = "fig4"
 PANEL_ORDER = ("mnli", "qqp", "squad", "squad_proxy", "imagenet")
@@ -125,6 +126,6 @@ def plot_fig4(records: Iterable[Mapping[str, Any]], plots_dir: Path) -> list[Pat
     written = [csv]
     for suffix in ("png", "pdf"):
         path = plots_dir / f"fig4.{suffix}"
-        figure.savefig(path, dpi=150)
+        figure.savefig(path, dpi=150, metadata=stable_metadata(path))
         written.append(path)
     return written

@@ -16,6 +16,11 @@ from seven_bench.tables.aggregate import joined, usable
 from seven_bench.tables.keys import is_dense, method_label, task_label
 
 
+def stable_metadata(path: Path) -> dict[str, Any] | None:
+    """No creation date in a PDF, so regenerating a plot from the same records gives the same bytes."""
+    return {"CreationDate": None} if str(path).endswith(".pdf") else None
+
+
 def plot_sparsity_curves(frame: pd.DataFrame, baselines: pd.DataFrame, plots_dir: Path) -> list[Path]:
     """sparsity_curve_<model>_<task>.{png,pdf}: our metric vs sparsity per method (mean ± std over seeds).
 
@@ -81,7 +86,7 @@ def plot_sparsity_curves(frame: pd.DataFrame, baselines: pd.DataFrame, plots_dir
         axes.legend(handles=handles, fontsize="small")
         for suffix in ("png", "pdf"):
             path = plots_dir / f"sparsity_curve_{model}_{task}.{suffix}"
-            figure.savefig(path, dpi=150)
+            figure.savefig(path, dpi=150, metadata=stable_metadata(path))
             written.append(path)
     return written
 
@@ -116,7 +121,7 @@ def plot_schedules(records: Sequence[dict[str, Any]], plots_dir: Path) -> list[P
         axes.legend(fontsize="small")
         plots_dir.mkdir(parents=True, exist_ok=True)
         path = plots_dir / f"schedule_{spec['model']['name']}_{spec['task']['name']}_{name}_{record['cell_hash']}.png"
-        figure.savefig(path, dpi=120)
+        figure.savefig(path, dpi=120, metadata=stable_metadata(path))
         written.append(path)
     return written
 
@@ -170,6 +175,6 @@ def plot_proxy_curves(frame: pd.DataFrame, plots_dir: Path, model_names: Mapping
         axes.legend(fontsize="small")
         for suffix in ("png", "pdf"):
             path = plots_dir / f"proxy_curve_{model}_{task}.{suffix}"
-            figure.savefig(path, dpi=150)
+            figure.savefig(path, dpi=150, metadata=stable_metadata(path))
             written.append(path)
     return written
