@@ -98,3 +98,13 @@ def test_mask_mul_is_the_eager_op() -> None:
     version = got._version
     ckernels.mask_mul_(got, mask)
     assert _same_bits(got, want) and got._version > version
+
+
+def test_the_record_names_the_route_that_ran() -> None:
+    """Tensors the kernels do not take (float64 here, a GPU's elsewhere) are recorded as eager."""
+    criterion = Seven(0.85, 0.95)
+    w = {"a": torch.randn(4, 4, dtype=torch.float64)}
+    criterion.update(1, w, {"a": torch.randn(4, 4, dtype=torch.float64)})
+    assert describe(criterion) == {"seven_update": "eager"}
+    criterion.update(1, {"b": torch.randn(3)}, {"b": torch.randn(3)})
+    assert describe(criterion) == {"seven_update": "eager+fused_c"}

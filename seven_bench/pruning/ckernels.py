@@ -71,11 +71,11 @@ CLONES void seven_score(float *restrict s, const float *restrict w, const float 
 }
 
 /* One pass of the global cut (global_cut.py) over n scores, x = fill where elig[i] == 0 (elig may be NULL):
-   above[i] = x > hi; the positions (+ offset) with lo < x <= hi go to cand, at most cap of them (cand has
+   above[i] = x > hi; the positions with lo < x <= hi go to cand, at most cap of them (cand has
    cap + 1 slots: the last takes the overflow). No branch on x > lo, a coin toss near the threshold.
    Returns how many candidates there are (more than cap: the caller calls again with room for all). */
 CLONES int64_t cut_pass(const float *restrict s, const uint8_t *restrict elig, int64_t n, float fill, float lo,
-                        float hi, uint8_t *restrict above, int64_t *restrict cand, int64_t cap, int64_t offset,
+                        float hi, uint8_t *restrict above, int64_t *restrict cand, int64_t cap,
                         int64_t *restrict n_above) {
     int64_t c = 0, a = 0;
     uint8_t mid[1024 + 8];
@@ -108,7 +108,7 @@ CLONES int64_t cut_pass(const float *restrict s, const uint8_t *restrict elig, i
             memcpy(&word, mid + i, 8);
             if (!word) continue;
             for (int64_t j = i; j < i + 8; ++j) {
-                cand[c < cap ? c : cap] = offset + base + j;
+                cand[c < cap ? c : cap] = base + j;
                 c += mid[j];
             }
         }
@@ -161,7 +161,7 @@ def library() -> ctypes.CDLL | None:
     lib.seven_moments.argtypes = [ptr] * 4 + [i64, f, f, f, f, f, i32]
     lib.seven_score.argtypes = [ptr] * 5 + [i64, f, f, i32]
     lib.seven_moments.restype = lib.seven_score.restype = None
-    lib.cut_pass.argtypes = [ptr, ptr, i64, f, f, f, ptr, ptr, i64, i64, ptr]
+    lib.cut_pass.argtypes = [ptr, ptr, i64, f, f, f, ptr, ptr, i64, ptr]
     lib.cut_pass.restype = i64
     lib.mask_mul.argtypes = [ptr, ptr, i64]
     lib.mask_mul.restype = None

@@ -110,17 +110,19 @@ class Seven:
             raise UserError(f"pruner.correction={correction!r}: choose one of {', '.join(F.CORRECTIONS)}")
         self.kw = dict(alpha1=alpha1, alpha2=alpha2, eps=eps, first_moment=first_moment, correction=correction)
         self.state: dict[str, SevenState] = {}
+        self.routes: set[str] = set()  # which implementation(s) of the update ran: fused_c, eager
 
     def update(self, t: int, weights: Tensors, signal: Tensors | None) -> None:
         assert signal is not None
         for name, w in weights.items():
             if name not in self.state:
                 self.state[name] = SevenState.zeros_like(w)
-            seven_update_fused_(self.state[name], w, signal[name], t, **self.kw)
+            self.routes.add(seven_update_fused_(self.state[name], w, signal[name], t, **self.kw))
 
     def summary(self) -> dict[str, Any]:
-        """Which implementation ran the update: the C kernels or the eager torch ops (the same bits)."""
-        return {"seven_update": ckernels.kernel_name()}
+        """Which implementation ran the update: the C kernels, the eager torch ops (the same bits) or, where some
+        tensors were not the kernels' (on a GPU, not float32), both."""
+        return {"seven_update": "+".join(sorted(self.routes)) or ckernels.kernel_name()}
 
     def scores(self) -> Tensors:
         return {n: s.score for n, s in self.state.items()}

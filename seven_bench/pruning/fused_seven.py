@@ -4,8 +4,8 @@ The eager update is ~17 elementwise passes over every prunable weight, which on 
 scoring step cost 3x a forward+backward. Here the same float32 operations, in the same order, run as two
 C loops (`ckernels.py`: moments, then score), block by block. The square root between them stays torch's
 `sqrt_`: on the CPU torch's vectorised sqrt is one ulp off the correctly rounded one for ~0.7% of inputs,
-so no C sqrtf reproduces it. Tensors the loops do not cover (not float32, not contiguous, not on the CPU) and machines
-without a C compiler take the eager update itself.
+so no C sqrtf reproduces it. Tensors the loops do not cover (not float32, not contiguous, not on the CPU)
+and machines without a C compiler take the eager update itself.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ def seven_update_fused_(
     eps: float = 1e-9,
     first_moment: str = "abs",
     correction: str = "full",
-) -> None:
-    """`scores.seven_update_` in one pass where the C kernels cover the tensors, else that function itself.
+) -> str:
+    """`scores.seven_update_` in one pass where the C kernels cover the tensors, else that function itself;
+    returns which ran ("fused_c" or "eager", the run record's `seven_update`).
 
     Block by block (BLOCK weights, in cache): moments (C), torch's sqrt_ of v_hat, score (C), so sqrt(v_hat)
     never goes to memory. One thread: the pass is bound by memory bandwidth, which one core nearly fills.
@@ -49,7 +50,7 @@ def seven_update_fused_(
         seven_update_(
             state, w, g, t, alpha1=alpha1, alpha2=alpha2, eps=eps, first_moment=first_moment, correction=correction
         )
-        return
+        return "eager"
     flags = (ABS_FIRST if first_moment == "abs" else 0) | (USE_M if correction in ("full", "m_only") else 0)
     flags |= USE_V if correction in ("full", "v_only") else 0
     n = w.numel()
@@ -66,3 +67,4 @@ def seven_update_fused_(
         lib.seven_score(s + at, w + at, g + at, m + at, up, size, *score)
     for x in (state.m, state.v, state.score):
         increment_version(x)
+    return "fused_c"

@@ -15,6 +15,7 @@ the tensors in order), `all` keeps every entry equal to the threshold.
 from __future__ import annotations
 
 import ctypes
+from typing import Any
 
 import torch
 
@@ -29,9 +30,10 @@ def filled(score: torch.Tensor, eligible: torch.Tensor | None, fill: float) -> t
     return score if eligible is None else score.masked_fill(~eligible, fill)
 
 
-def bracket(parts: Parts, kth: int, eligible: Parts | None = None, fill: float = 0.0) -> tuple[torch.Tensor, ...]:
-    """(lo, hi) around the kth largest of all `parts`, from quantiles of a small sample: exactness never
-    depends on it (callers check their counts and fall back when the bracket misses).
+def bracket(parts: Parts, kth: int, eligible: Parts | None = None, fill: float = 0.0) -> tuple[Any, Any, float]:
+    """(lo, hi) around the kth largest of all `parts`, from quantiles of a small sample, and the sample's share
+    in (lo, hi]: exactness never depends on them (callers check their counts and fall back when the bracket
+    misses).
 
     The sample is drawn at seeded random positions, not with a stride: scores have the structure of their
     weight matrices (SEVEN's and SNIP's follow each input feature's activation scale), and a stride of
@@ -51,8 +53,7 @@ def bracket(parts: Parts, kth: int, eligible: Parts | None = None, fill: float =
     margin = 6.0 / size**0.5
     lo = sample[max(0, int((rank - margin) * size))]
     hi = sample[min(size - 1, int((rank + margin) * size) + 1)]
-    share = float(((sample > lo) & (sample <= hi)).float().mean())  # about how many fall in (lo, hi]
-    return lo, hi, torch.tensor(share)
+    return lo, hi, float(((sample > lo) & (sample <= hi)).float().mean())
 
 
 Pass = tuple[torch.Tensor, torch.Tensor, int]  # the `> hi` mask, the positions in (lo, hi], the count above
@@ -75,7 +76,7 @@ def _pass_c(p: torch.Tensor, e: torch.Tensor | None, fill: float, lo: float, hi:
     while True:
         index = torch.empty(cap + 1, dtype=torch.int64)
         found = lib.cut_pass(
-            p.data_ptr(), eptr, p.numel(), fill, lo, hi, above.data_ptr(), index.data_ptr(), cap, 0,
+            p.data_ptr(), eptr, p.numel(), fill, lo, hi, above.data_ptr(), index.data_ptr(), cap,
             ctypes.byref(n_above),
         )  # fmt: skip
         if found <= cap:
@@ -83,13 +84,13 @@ def _pass_c(p: torch.Tensor, e: torch.Tensor | None, fill: float, lo: float, hi:
         cap = found  # the sample underestimated (lo, hi]: once more with room for every candidate
 
 
-def comparison_pass(parts: Parts, eligible: Parts | None, fill: float, lo, hi, share) -> tuple[Parts, Parts, int]:
-    """Per tensor: the `> hi` mask and the positions in (lo, hi], on torch's threads (C) or in torch."""
-    masks = eligible or [None] * len(parts)
+def comparison_pass(parts: Parts, masks: list, fill: float, lo, hi, share: float) -> tuple[Parts, Parts, int]:
+    """Per tensor (`masks`: its eligibility or None): the `> hi` mask and the positions in (lo, hi], on
+    torch's threads (C) or in torch."""
     if ckernels.library() is None or not all(ckernels.on_cpu_float32(p) for p in parts):
         out = [_pass_torch(p, e, fill, lo, hi) for p, e in zip(parts, masks)]
     else:
-        args = (fill, float(lo), float(hi), float(share))
+        args = (fill, float(lo), float(hi), share)
         pool = ckernels.pool(max(1, torch.get_num_threads()))
         jobs = [pool.submit(_pass_c, p, None if e is None else e.contiguous(), *args) for p, e in zip(parts, masks)]
         out = [job.result() for job in jobs]
@@ -104,11 +105,11 @@ def cut(parts: Parts, kth: int, ties: str, eligible: Parts | None = None, fill: 
     no-resurrection schedule has cut a third of the model), and gathering those made one cut 5x slower.
     When the threshold is lo itself, the entries at lo are the ties.
     """
+    masks = eligible or [None] * len(parts)
     lo, hi, share = bracket(parts, kth, eligible, fill)
-    above, index, n_above = comparison_pass(parts, eligible, fill, lo, hi, share)
+    above, index, n_above = comparison_pass(parts, masks, fill, lo, hi, share)
     if n_above >= kth:
         return None
-    masks = eligible or [None] * len(parts)
     values = [filled(p[i], None if e is None else e[i], fill) for p, e, i in zip(parts, masks, index)]
     n_between = sum(v.numel() for v in values)
     if kth > n_above + n_between:
