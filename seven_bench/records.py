@@ -95,6 +95,9 @@ def git_commit() -> str | None:
 
 
 def environment(device: str) -> dict[str, Any]:
+    """Where a record's timing came from: on a CPU, torch's thread count changes step times by 1.5x or more."""
+    import torch
+
     versions = {}
     for name in _PACKAGES:
         try:
@@ -107,6 +110,7 @@ def environment(device: str) -> dict[str, Any]:
         "device": device,
         "python": platform.python_version(),
         "host": platform.node(),
+        "torch_threads": torch.get_num_threads(),
     }
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import joblib
 import pytest
 
 import seven_bench.train
@@ -145,7 +146,10 @@ def test_local_launcher_sweep_renders_as_tables(tmp_path):
         timeout=600,
     )
     assert sweep.returncode == 0, sweep.stderr[-2000:]
-    assert len(list(tmp_path.glob("runs/*/record.json"))) == 2
+    records = [json.loads(p.read_text()) for p in tmp_path.glob("runs/*/record.json")]
+    assert len(records) == 2
+    # joblib gives each of the n_jobs workers cores // n_jobs threads (make proxy relies on it), and says so
+    assert {r["env"]["torch_threads"] for r in records} == {max(1, joblib.cpu_count() // 2)}
     tables = subprocess.run(
         [sys.executable, "-m", "seven_bench.tables", "--results-dir", str(tmp_path)],
         capture_output=True,
