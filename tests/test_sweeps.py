@@ -408,3 +408,24 @@ def test_prepare_dry_run_and_offline_failures_say_one_line_per_item(
     assert "task imagenet" in errors[1] and str(tmp_path / "imagenet") in errors[1]
     assert not (tmp_path / "glue" / "QNLI").exists()
     assert main(["--tasks", "nosuchtask", "--data-root", str(tmp_path)]) == 2
+
+
+PROXY_CELLS_PER_SEED = {"proxy_table2": 56, "proxy_scan": 60, "proxy_table3": 5, "proxy_curve": 28}
+
+
+@pytest.mark.parametrize("experiment", sorted(PROXY_CELLS_PER_SEED))
+def test_proxy_sweeps_compose_on_the_stand_in(hydra_conf: None, experiment: str) -> None:
+    jobs = sweep_jobs([f"+experiment={experiment}"])
+    assert len(jobs) == PROXY_CELLS_PER_SEED[experiment]
+    cfgs = [compose("config", overrides=job) for job in jobs]
+    assert {(c.model.name, c.results_dir, c.experiment) for c in cfgs} == {("minilm", "results/proxy", experiment)}
+    assert {c.task.name for c in cfgs} <= {"stsb", "mrpc"}
+
+
+def test_proxy_table2_sweeps_every_method_the_paper_prints_for_its_columns(hydra_conf: None) -> None:
+    import csv
+
+    with (CONF_DIR.parent / "baselines" / "table2.csv").open() as f:
+        paper = {r["method"] for r in csv.DictReader(f) if r["task"] in ("stsb", "mrpc")}
+    swept = {compose("config", overrides=job).pruner.name for job in sweep_jobs(["+experiment=proxy_table2"])}
+    assert paper <= swept, f"the proxy's Table II misses {sorted(paper - swept)}"
