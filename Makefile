@@ -37,7 +37,7 @@ tables: install  # the paper's tables from results/runs (if any cell ran here), 
 # The proxy study (issue 14) on the offline stand-in, most telling cells first; resumable: finished cells are
 # skipped, so run it again (on any machine) to go on. Hours of CPU: records land in results/proxy/runs/.
 # PROXY_JOBS cells run side by side (joblib; each gets cores // PROXY_JOBS threads): on 2 cores, two one-thread
-# MiniLM cells finish 1.38x more training steps an hour than one two-thread cell (measured, README).
+# MiniLM cells finish 1.26-1.44x more training steps an hour than one two-thread cell (measured, README).
 PROXY_JOBS ?= 2
 PROXY = SEVEN_BENCH_DATA=$(DATA) HF_HUB_OFFLINE=1 $(BIN)/seven-bench -m hydra/launcher=local hydra.launcher.n_jobs=$(PROXY_JOBS)
 proxy: install
