@@ -95,7 +95,8 @@ def git_commit() -> str | None:
 
 
 def environment(device: str) -> dict[str, Any]:
-    """Where a record's timing came from: on a CPU, torch's thread count changes step times by 1.5x or more."""
+    """Where a record's timing came from: on 2 CPU cores, one torch thread instead of two makes a MiniLM step
+    1.4-1.7x slower (measured, README), so step times mean little without the thread count."""
     import torch
 
     versions = {}

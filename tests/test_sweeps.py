@@ -22,6 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from seven_bench.conf import CONF_DIR
+from seven_bench.tables.load import default_baselines_dir, load_baselines
 from tests.conftest import SHARED_DATA
 
 # The paper's columns (ALGORITHMS.md section 5), written out here on purpose: the experiment configs
@@ -423,9 +424,9 @@ def test_proxy_sweeps_compose_on_the_stand_in(hydra_conf: None, experiment: str)
 
 
 def test_proxy_table2_sweeps_every_method_the_paper_prints_for_its_columns(hydra_conf: None) -> None:
-    import csv
-
-    with (CONF_DIR.parent / "baselines" / "table2.csv").open() as f:
-        paper = {r["method"] for r in csv.DictReader(f) if r["task"] in ("stsb", "mrpc")}
-    swept = {compose("config", overrides=job).pruner.name for job in sweep_jobs(["+experiment=proxy_table2"])}
+    baselines = load_baselines(default_baselines_dir())
+    table2 = baselines[(baselines.table == "table2") & baselines.task.isin(["stsb", "mrpc"])]
+    paper = set(table2.method)
+    jobs = sweep_jobs(["+experiment=proxy_table2"])
+    swept = {o.split("=", 1)[1] for job in jobs for o in job if o.startswith("pruner=")}
     assert paper <= swept, f"the proxy's Table II misses {sorted(paper - swept)}"
