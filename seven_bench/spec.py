@@ -19,6 +19,15 @@ _PRUNER_META = ("by_task", "paper_by_task", "trainer", "hparams_source_doc")
 _UNHASHED_TRAINER = ("device", "num_workers", "checkpoint_every", "keep_checkpoints")
 
 
+def cell_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What decides a cell's result: the spec without the trainer keys that only say where or how often it
+    saves and runs. The cell hash and the tables' grouping of records both use it, so that records written
+    before such a key existed (or with another checkpoint cadence) still count as the same configuration."""
+    ident = copy.deepcopy(dict(spec))
+    ident["trainer"] = {k: v for k, v in (ident.get("trainer") or {}).items() if k not in _UNHASHED_TRAINER}
+    return ident
+
+
 @dataclass(frozen=True)
 class CellSpec:
     model: dict[str, Any]
@@ -33,10 +42,7 @@ class CellSpec:
 
     @property
     def cell_hash(self) -> str:
-        ident = self.to_dict()
-        for key in _UNHASHED_TRAINER:
-            ident["trainer"].pop(key, None)
-        blob = json.dumps(ident, sort_keys=True, default=str)
+        blob = json.dumps(cell_identity(self.to_dict()), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def take_pruner(self) -> Any:

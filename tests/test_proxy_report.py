@@ -234,6 +234,21 @@ def test_ranking_and_significance_from_records(baselines: pd.DataFrame) -> None:
     assert "mixed" in loss.answer[1] and "One-shot (RTE@60)" in loss.answer[1]
 
 
+def test_checkpoint_cadence_does_not_split_a_configuration(baselines: pd.DataFrame) -> None:
+    """Records written before trainer.checkpoint_every existed, or with another cadence, are one configuration;
+    a changed learning rate is not."""
+    records = study()
+    records[0]["spec"]["trainer"].update(checkpoint_every="epoch", keep_checkpoints=False)  # seven_pre, seed 0
+    records[1]["spec"]["trainer"].update(checkpoint_every=50, device="cuda")
+    view = build_proxy(records, baselines)
+    assert not any("mixes" in note for note in view.notes)
+    assert view.cells.set_index(["column", "method"]).loc[("RTE@60", "seven_pre"), "configs"] == 1
+    records[2]["spec"]["trainer"]["lr"] = 3e-5
+    view = build_proxy(records, baselines)
+    assert view.cells.set_index(["column", "method"]).loc[("RTE@60", "seven_pre"), "configs"] == 2
+    assert any(note.startswith("RTE@60, SEVEN-pre: mixes 2 configurations") for note in view.notes)
+
+
 # ---------------------------------------------------------------------------- files
 
 
