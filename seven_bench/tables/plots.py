@@ -178,3 +178,76 @@ def plot_proxy_curves(frame: pd.DataFrame, plots_dir: Path, model_names: Mapping
             figure.savefig(path, dpi=150, metadata=stable_metadata(path))
             written.append(path)
     return written
+
+
+def epoch_trajectories(frame: pd.DataFrame) -> pd.DataFrame:
+    """Long form of each run's dev metric after every epoch: model, task, sparsity_pct (the column), method,
+    seed, epoch, value_pct. Dense runs are repeated in every pruned column of their task, as the reference.
+
+    Why: a final number alone cannot say whether a method has converged within its recipe or is still
+    climbing when training stops, which is what decides whether a longer recipe would reorder the methods.
+    """
+    columns = ["model", "task", "sparsity_pct", "method", "seed", "epoch", "value_pct"]
+    rows = []
+    for run in frame.itertuples(index=False):
+        values = [float(value) for value in str(run.per_epoch_pct or "").split(";") if value not in ("", "nan")]
+        rows += [
+            (run.model, run.task, run.sparsity_pct, run.method, run.seed, epoch, value)
+            for epoch, value in enumerate(values, start=1)
+        ]
+    long = pd.DataFrame(rows, columns=columns)
+    dense = long["method"].map(is_dense).astype(bool) if len(long) else pd.Series(dtype=bool)
+    pruned, reference = long[~dense], long[dense]
+    spread = [
+        reference[(reference["model"] == model) & (reference["task"] == task)].assign(sparsity_pct=pct)
+        for model, task, pct in pruned[["model", "task", "sparsity_pct"]].drop_duplicates().itertuples(index=False)
+    ]
+    together = pd.concat([pruned, *spread], ignore_index=True) if spread else pruned
+    return together.sort_values(columns[:6], kind="stable", ignore_index=True)
+
+
+def plot_epoch_trajectories(
+    frame: pd.DataFrame, plots_dir: Path, model_names: Mapping[str, str] | None = None
+) -> list[Path]:
+    """proxy_epochs_<model>_<task>_<sparsity>.{png,pdf}: dev metric after each epoch, one colour per method, a
+    thin line per seed and a bold line for the mean over seeds (epochs where every seed has a value), dense
+    dotted. ``frame`` is a proxy frame (seven_bench.tables.proxy.proxy_frame)."""
+    long = epoch_trajectories(frame)
+    written: list[Path] = []
+    if long.empty:
+        return written
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    for (model, task, pct), runs in long.groupby(["model", "task", "sparsity_pct"], sort=True):
+        methods = sorted(set(runs["method"]), key=lambda method: (not is_dense(method), method))
+        palette = matplotlib.colormaps["tab10" if len(methods) <= 10 else "tab20"]
+        figure = Figure(figsize=(6.4, 4.4), layout="constrained")
+        FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        for index, method in enumerate(methods):
+            color, style = palette(index % palette.N), ":" if is_dense(method) else "-"
+            own = runs[runs["method"] == method]
+            seeds = own.pivot_table(index="epoch", columns="seed", values="value_pct", aggfunc="mean")
+            for seed in seeds.columns:
+                axes.plot(seeds.index, seeds[seed], color=color, linestyle=style, linewidth=0.8, alpha=0.5)
+            mean = seeds.dropna().mean(axis=1)
+            axes.plot(
+                mean.index,
+                mean,
+                color=color,
+                linestyle=style,
+                linewidth=2.2,
+                marker="o",
+                markersize=4,
+                label=f"{method_label(method)} ({len(seeds.columns)} seed{'s' if len(seeds.columns) > 1 else ''})",
+            )
+        metric = joined(frame[(frame["model"] == model) & (frame["task"] == task)]["metric"]) or "metric"
+        title = f"{(model_names or {}).get(model, model)}: {task_label(task)} at {pct:g}% sparsity"
+        axes.set(xlabel="epoch", ylabel=f"dev {metric} (%)", title=title)
+        axes.xaxis.get_major_locator().set_params(integer=True)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="x-small", ncols=2 if len(methods) > 6 else 1)
+        for suffix in ("png", "pdf"):
+            path = plots_dir / f"proxy_epochs_{model}_{task}_{pct:g}.{suffix}"
+            figure.savefig(path, dpi=150, metadata=stable_metadata(path))
+            written.append(path)
+    return written

@@ -16,7 +16,7 @@ import pandas as pd
 from seven_bench.tables.aggregate import records_frame
 from seven_bench.tables.keys import column_label, is_dense, method_key, method_label, task_label
 from seven_bench.tables.layout import MISSING
-from seven_bench.tables.plots import plot_proxy_curves
+from seven_bench.tables.plots import plot_epoch_trajectories, plot_proxy_curves
 from seven_bench.tables.proxy import (
     DAGGER,
     NOT_A_PAPER_COLUMN,
@@ -200,7 +200,11 @@ def render_readme(
         ]
         if attribute == "versus" and view.footnotes:
             parts.append("\n".join(f"- {line}" for line in view.footnotes) + "\n")
-    parts.append("## Plots\n")
+    parts.append(
+        "## Plots\n\n`proxy_curve_*`: the reported metric against sparsity, one line per method (mean ± std over "
+        "seeds). `proxy_epochs_*`: per column, the dev metric after each epoch (thin lines: seeds; bold: their "
+        "mean), which tells a method still climbing when its recipe ends from one that has converged.\n"
+    )
     pngs = [path for path in plots if path.suffix == ".png"]
     links = [
         f"- [{path.stem}]({_link(path, results_dir)}) ([pdf]({_link(path.with_suffix('.pdf'), results_dir)}))"
@@ -258,7 +262,11 @@ def write_proxy_report(
     view = build_proxy(records, baselines)
     write_proxy_tables(view, out_dir)
     names = {model: f"{model} (stand-in for {paper_model_name(model)})" for model in set(frame["model"])}
-    plots = plot_proxy_curves(proxy_frame(records), plots_dir, names)
+    usable_runs = proxy_frame(records)
+    plots = [
+        *plot_proxy_curves(usable_runs, plots_dir, names),
+        *plot_epoch_trajectories(usable_runs, plots_dir, names),
+    ]
     command = f"seven-bench-tables --results-dir {results_dir} --proxy"
     readme = results_dir / "README.md"
     readme.write_text(render_readme(view, records, skipped, command, results_dir, out_dir, plots), encoding="utf-8")
@@ -278,5 +286,5 @@ def write_proxy_report(
     else:
         for reason in view.missing:
             print(f"  missing: {reason}")
-    print(f"{len(plots) // 2} proxy curve(s) -> {plots_dir}; README -> {readme}")
+    print(f"{len(plots) // 2} proxy plot(s) -> {plots_dir}; README -> {readme}")
     return 0
