@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 DATA    ?= $(if $(SEVEN_BENCH_DATA),$(SEVEN_BENCH_DATA),$(abspath ../shared/data))
 
-.PHONY: install demo lint test test-fast bench tables proxy proxy-tables clean
+.PHONY: install demo lint test test-fast bench tables proxy proxy-plan proxy-tables clean
 
 install: $(STAMP)
 
@@ -40,13 +40,19 @@ tables: install  # the paper's tables from results/runs (if any cell ran here), 
 # MiniLM cells finish 1.26-1.44x more training steps an hour than one two-thread cell (measured, README).
 PROXY_JOBS ?= 2
 PROXY = SEVEN_BENCH_DATA=$(DATA) HF_HUB_OFFLINE=1 $(BIN)/seven-bench -m hydra/launcher=local hydra.launcher.n_jobs=$(PROXY_JOBS)
+PROXY_SWEEPS = \
+	"+experiment=proxy_table2 task=stsb sparsity=0.5 pruner=dense,seven_pre,magnitude,snip seed=0,1,2" \
+	"+experiment=proxy_table2 task=mrpc sparsity=0.5 pruner=dense,seven_pre,magnitude,snip seed=0,1,2" \
+	"+experiment=proxy_scan" \
+	"+experiment=proxy_table2 seed=0,1,2" \
+	"+experiment=proxy_table3 seed=0,1,2" \
+	"+experiment=proxy_curve"
 proxy: install
-	$(PROXY) +experiment=proxy_table2 task=stsb sparsity=0.5 pruner=dense,seven_pre,magnitude,snip seed=0,1,2
-	$(PROXY) +experiment=proxy_table2 task=mrpc sparsity=0.5 pruner=dense,seven_pre,magnitude,snip seed=0,1,2
-	$(PROXY) +experiment=proxy_scan
-	$(PROXY) +experiment=proxy_table2 seed=0,1,2
-	$(PROXY) +experiment=proxy_table3 seed=0,1,2
-	$(PROXY) +experiment=proxy_curve
+	@for sweep in $(PROXY_SWEEPS); do echo "== $$sweep"; $(PROXY) $$sweep || exit 1; done
+
+# What `make proxy` has left: each sweep's cells as done / resumes / failed before / to run (reads files only).
+proxy-plan: install
+	@for sweep in $(PROXY_SWEEPS); do echo "== $$sweep"; $(PROXY) $$sweep plan=true | grep "^seven-bench: plan" || exit 1; done
 
 proxy-tables: install
 	$(BIN)/seven-bench-tables --results-dir results/proxy --proxy

@@ -66,6 +66,11 @@ def loader_generator(loader: Any) -> torch.Generator | None:
     return generator if isinstance(generator, torch.Generator) else None
 
 
+def cell_checkpoint_dir(results_dir: str | Path, cell_hash: str) -> Path:
+    """<results_dir>/checkpoints/<cell-hash>/: beside runs/, so a study's folder holds everything to resume it."""
+    return Path(results_dir) / "checkpoints" / cell_hash
+
+
 class Checkpointer:
     """Where one cell's fine-tune checkpoint lives, how often it is written, and whether it is kept."""
 

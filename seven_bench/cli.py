@@ -60,6 +60,30 @@ def force_group_options(argv: list[str], conf_dir: Path = CONF_DIR) -> list[str]
     return out + ([f"+swept_options=[{','.join(swept)}]"] if swept else [])
 
 
+def plan_overrides(argv: list[str]) -> list[str]:
+    """With `plan=true` a sweep only reads files, so it runs in this process: launcher overrides (SLURM,
+    joblib) are dropped, else a plan would submit jobs."""
+    planning = any(
+        arg.split("=", 1)[0].lstrip("+") == "plan" and arg.split("=", 1)[1].lower() in ("true", "1", "yes")
+        for arg in argv
+        if "=" in arg
+    )
+    if not planning:
+        return argv
+    return [arg for arg in argv if not arg.lstrip("+").startswith(("hydra/launcher=", "hydra.launcher."))]
+
+
+def _plan(spec: Any, results_dir: str) -> dict[str, Any]:
+    from seven_bench.records import cell_state
+
+    state = cell_state(results_dir, spec.cell_hash)
+    print(
+        f"plan: cell {spec.cell_hash} {state}: {spec.model['name']} {spec.task['name']} {spec.pruner['name']} "
+        f"sparsity {spec.sparsity:g} seed {spec.seed}"
+    )
+    return {"status": "planned", "state": state, "cell": spec.cell_hash}
+
+
 def _app(cfg) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -83,6 +107,8 @@ def _app(cfg) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
             return {"status": "skipped", "error": str(err)}
         _fail(str(err))
         return None
+    if cfg.get("plan"):
+        return _plan(spec, str(cfg.results_dir))
     try:
         record = run_cell(
             spec,
@@ -116,7 +142,7 @@ def _app(cfg) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     check_group_choices(sys.argv[1:])
-    sys.argv[1:] = force_group_options(sys.argv[1:])
+    sys.argv[1:] = force_group_options(plan_overrides(sys.argv[1:]))
     import hydra
 
     from seven_bench.interrupts import mark_main_process

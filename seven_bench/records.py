@@ -60,6 +60,23 @@ def is_complete(path: Path) -> bool:
     return bool(record) and record.get("status") == "ok" and record.get("schema_version") == SCHEMA_VERSION
 
 
+CELL_STATES = ("done", "resumes", "failed before", "to run")
+
+
+def cell_state(results_dir: str | Path, cell_hash: str) -> str:
+    """What a sweep would do with this cell, from the files alone: "done" (a complete record: skipped),
+    "resumes" (a fine-tune checkpoint is there), "failed before" (a failed or unreadable record: rerun), or
+    "to run". Read by `plan=true`, so a long study shows what is left before anything loads."""
+    from seven_bench.checkpoints import Checkpointer, cell_checkpoint_dir
+
+    path = record_path(results_dir, cell_hash)
+    if is_complete(path):
+        return "done"
+    if Checkpointer(cell_checkpoint_dir(results_dir, cell_hash), every_steps=0).path.is_file():
+        return "resumes"
+    return "failed before" if path.exists() else "to run"
+
+
 def write_record(path: Path, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".record.", suffix=".tmp", dir=path.parent)

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from seven_bench.artifacts import ArtifactStore
-from seven_bench.checkpoints import Checkpointer, checkpoint_interval
+from seven_bench.checkpoints import Checkpointer, cell_checkpoint_dir, checkpoint_interval
 from seven_bench.devices import resolve_device
 from seven_bench.errors import CellInterrupted, NanLossError
 from seven_bench.evaluate import evaluate
@@ -97,8 +97,9 @@ def cell_checkpointer(
         if every:
             log.info("pruner %s cannot resume a fine-tune: no checkpoints", getattr(pruner, "name", "?"))
         return None
-    folder = Path(results_dir) / "checkpoints" / cell_hash
-    return Checkpointer(folder, every, bool(settings.get("keep_checkpoints", False)))
+    return Checkpointer(
+        cell_checkpoint_dir(results_dir, cell_hash), every, bool(settings.get("keep_checkpoints", False))
+    )
 
 
 def _metric_summary(per_epoch: list[dict[str, Any]], split: str, metric: str) -> tuple[float | None, float | None]:

@@ -39,6 +39,25 @@ def read_job_status(output_dir: str | Path) -> dict[str, Any] | None:
     return status if isinstance(status, dict) else None
 
 
+def plan_line(statuses: list[dict[str, Any]]) -> str:
+    """One line of a `plan=true` sweep: how many distinct cells are done and how many are left (jobs that are
+    one cell, such as a dense row swept over sparsities, count once).
+
+        done, left = {"status": "planned", "state": "done", "cell": "a"}, {"status": "planned", "state": "to run"}
+        plan_line([done, done, {**left, "cell": "b"}])
+        # 'seven-bench: plan of 2 cell(s): 1 done, 0 resumes, 0 failed before, 1 to run; 1 left; 1 job(s) repeat ...'
+    """
+    from seven_bench.records import CELL_STATES
+
+    cells = {s.get("cell"): s for s in statuses if s.get("status") == "planned"}
+    counts = Counter(str(s.get("state")) for s in cells.values())
+    line = f"seven-bench: plan of {len(cells)} cell(s): " + ", ".join(f"{counts[s]} {s}" for s in CELL_STATES)
+    line += f"; {len(cells) - counts['done']} left"
+    if len(statuses) - len(cells):
+        line += f"; {len(statuses) - len(cells)} job(s) repeat a cell or were skipped for bad input"
+    return line
+
+
 def summary_line(statuses: list[dict[str, Any]]) -> str:
     """One line of counts. Cells the SLURM launcher did not submit because their record was complete
     (`"submitted": false`) count as ok, and the line says how many they were.
@@ -92,6 +111,9 @@ class SweepSummary(Callback):
                 statuses.append(json.loads(path.read_text()))
             except (OSError, ValueError):
                 statuses.append({"status": "failed", "error": f"unreadable {path}"})
+        if statuses and any(s.get("status") == "planned" for s in statuses):
+            print(plan_line(statuses), flush=True)
+            return
         print(summary_line(statuses), flush=True)
         if any(s.get("status") != "ok" for s in statuses):
             raise SystemExit(1)

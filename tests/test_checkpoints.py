@@ -115,3 +115,18 @@ def test_checkpoint_interval_and_hash():
     assert tuned.trainer["checkpoint_every"] == 7 and tuned.trainer["keep_checkpoints"] is True
     with pytest.raises(UserError, match="checkpoint_every"):
         build_spec(compose_config([*base, "trainer.checkpoint_every=-1"]))
+
+
+def test_cell_state_reads_what_a_rerun_would_do(tmp_path) -> None:
+    """plan=true's four states, from the files alone: none, a checkpoint, a failed record, a complete one."""
+    from seven_bench.records import SCHEMA_VERSION, cell_state, record_path, write_record
+
+    assert cell_state(tmp_path, "abc") == "to run"
+    Checkpointer(tmp_path / "checkpoints" / "abc", every_steps=1).save({"step": 1})
+    assert cell_state(tmp_path, "abc") == "resumes"
+    write_record(record_path(tmp_path, "abc"), {"status": "failed", "schema_version": SCHEMA_VERSION})
+    assert cell_state(tmp_path, "abc") == "resumes"  # the checkpoint decides where a rerun starts
+    write_record(record_path(tmp_path, "def"), {"status": "failed", "schema_version": SCHEMA_VERSION})
+    assert cell_state(tmp_path, "def") == "failed before"
+    write_record(record_path(tmp_path, "def"), {"status": "ok", "schema_version": SCHEMA_VERSION})
+    assert cell_state(tmp_path, "def") == "done"

@@ -121,8 +121,8 @@ def test_nan_loss_fails_the_cell_with_its_step(tmp_path, monkeypatch):
     assert run_cell(spec, tmp_path, progress=False)["status"] == "ok"
 
 
-def test_local_launcher_sweep_renders_as_tables(tmp_path):
-    sweep = subprocess.run(
+def _local_sweep(tmp_path: Path, pruners: str, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -132,7 +132,7 @@ def test_local_launcher_sweep_renders_as_tables(tmp_path):
             "hydra.launcher.n_jobs=2",
             "model=tiny_bert",
             "task=rte",
-            "pruner=magnitude,snip",
+            f"pruner={pruners}",
             "sparsity=0.6",
             "trainer.max_steps=2",
             "task.max_train_examples=64",
@@ -140,11 +140,16 @@ def test_local_launcher_sweep_renders_as_tables(tmp_path):
             "progress=false",
             f"results_dir={tmp_path}",
             f"hydra.sweep.dir={tmp_path / 'multirun'}",
+            *extra,
         ],
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def test_local_launcher_sweep_renders_as_tables(tmp_path):
+    sweep = _local_sweep(tmp_path, "magnitude,snip")
     assert sweep.returncode == 0, sweep.stderr[-2000:]
     records = [json.loads(p.read_text()) for p in tmp_path.glob("runs/*/record.json")]
     assert len(records) == 2
@@ -161,3 +166,14 @@ def test_local_launcher_sweep_renders_as_tables(tmp_path):
     assert "SNIP [tiny_bert]" in table2 and "One-shot [tiny_bert]" in table2
     assert (tmp_path / "tables" / "records.csv").read_text().count("\n") == 3
     assert list(Path(tmp_path / "plots").glob("sparsity_curve_tiny_bert_rte.png"))
+
+    # plan=true: what a rerun would do, in this process (the launcher overrides are dropped), running nothing
+    before = sorted(p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/record.json"))
+    plan = _local_sweep(tmp_path, "magnitude,snip,random,dense", "plan=true")
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    lines = [line for line in plan.stdout.splitlines() if line.startswith("plan: cell")]
+    assert len(lines) == 4 and sum(" done: " in line for line in lines) == 2
+    assert any(" to run: tiny_bert rte random sparsity 0.6 seed 0" in line for line in lines)
+    assert "seven-bench: plan of 4 cell(s): 2 done, 0 resumes, 0 failed before, 2 to run; 2 left" in plan.stdout
+    assert sorted(p.stat().st_mtime_ns for p in tmp_path.glob("runs/*/record.json")) == before
+    assert "Launching 4 jobs locally" in plan.stdout + plan.stderr  # Hydra's basic launcher, not joblib
