@@ -17,6 +17,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from seven_bench.records import CELL_STATES
+
 STATUS_FILE = "cell_status.json"
 STATES = ("ok", "skipped", "failed", "interrupted")
 
@@ -47,8 +49,6 @@ def plan_line(statuses: list[dict[str, Any]]) -> str:
         plan_line([done, done, {**left, "cell": "b"}])
         # 'seven-bench: plan of 2 cell(s): 1 done, 0 resumes, 0 failed before, 1 to run; 1 left; 1 job(s) repeat ...'
     """
-    from seven_bench.records import CELL_STATES
-
     cells = {s.get("cell"): s for s in statuses if s.get("status") == "planned"}
     counts = Counter(str(s.get("state")) for s in cells.values())
     line = f"seven-bench: plan of {len(cells)} cell(s): " + ", ".join(f"{counts[s]} {s}" for s in CELL_STATES)
