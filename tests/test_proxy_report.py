@@ -15,6 +15,7 @@ import pytest
 from seven_bench.tables import default_baselines_dir, load_baselines, main
 from seven_bench.tables.plots import epoch_trajectories, plot_epoch_trajectories
 from seven_bench.tables.proxy import DAGGER, Comparison, answer, build_proxy, missing_for_answer, proxy_frame
+from seven_bench.tables.prune_profile import weight_role
 from seven_bench.tables.stats import mean_tau, paired_difference, rank_agreement, verdict
 
 T_975_2 = 4.302652729911275  # t quantile, 2 degrees of freedom (tables of Student's t)
@@ -343,3 +344,32 @@ def test_epoch_trajectories_put_dense_in_every_pruned_column(tmp_path: Path) -> 
         "proxy_epochs_minilm_rte_80.png",
     ]
     assert all(path.stat().st_size > 0 for path in written)
+
+
+def test_prune_profile_by_kind_of_weight(baselines: pd.DataFrame) -> None:
+    """Hand-made per-tensor sparsities: each kind of weight is averaged over its layers, then over seeds."""
+    assert weight_role("bert.encoder.layer.3.attention.self.query.weight") == "query"
+    assert weight_role("bert.encoder.layer.3.attention.output.dense.weight") == "attention output"
+    assert weight_role("bert.encoder.layer.3.output.dense.weight") == "FFN out"
+    assert weight_role("bert.encoder.layer.0.intermediate.dense.weight") == "FFN in"
+    assert weight_role("visual.transformer.resblocks.2.attn.in_proj_weight") == "attention QKV"
+    assert weight_role("visual.transformer.resblocks.2.mlp.c_proj.weight") == "FFN out"
+    assert weight_role("bert.pooler.dense.weight") == "pooler"
+    assert weight_role("classifier.weight") == "other"
+
+    def layers(query: tuple[float, float], ffn_out: tuple[float, float]) -> dict[str, float]:
+        names = "bert.encoder.layer.{}.attention.self.query.weight", "bert.encoder.layer.{}.output.dense.weight"
+        return {
+            **{names[0].format(i): value for i, value in enumerate(query)},
+            **{names[1].format(i): value for i, value in enumerate(ffn_out)},
+        }
+
+    records = study()
+    records[0]["sparsity"]["per_layer"] = layers((0.9, 0.7), (0.2, 0.4))  # seven_pre seed 0: query 80, FFN out 30
+    records[1]["sparsity"]["per_layer"] = layers((0.6, 0.6), (0.4, 0.4))  # seven_pre seed 1: query 60, FFN out 40
+    records[3]["sparsity"]["per_layer"] = layers((0.5, 0.5), (0.5, 0.5))  # magnitude seed 0
+    table = build_proxy(records, baselines).profile.reset_index()
+    assert list(table.columns) == ["Column", "Method", "Seeds", "query", "FFN out"]
+    seven = table[table["Method"] == "SEVEN-pre"].iloc[0]
+    assert (seven["Column"], seven["Seeds"], seven["query"], seven["FFN out"]) == ("RTE@60", 2, "70.0", "35.0")
+    assert table["Method"].tolist() == ["One-shot", "SEVEN-pre"]  # the paper's row order; no per-tensor data: no row

@@ -27,6 +27,7 @@ from seven_bench.tables.proxy_answer import (
     significance_table,
     summary_table,
 )
+from seven_bench.tables.prune_profile import profile_table
 from seven_bench.tables.stats import Agreement, mean_tau, rank_agreement
 
 COLLAPSE = "layer collapse"  # the phrase of seven_bench.pruning.base.collapse_warnings
@@ -261,6 +262,7 @@ class ProxyView:
     missing: list[str]
     footnotes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    profile: pd.DataFrame = field(default_factory=pd.DataFrame)  # prune_profile.profile_table
 
 
 def _footnotes(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
@@ -293,6 +295,7 @@ def _notes(cells: pd.DataFrame) -> list[str]:
 
 def build_proxy(records: Iterable[Mapping[str, Any]], baselines: pd.DataFrame) -> ProxyView:
     """Lay out the whole study from plain records and the baselines, without touching files."""
+    records = list(records)
     frame = proxy_frame(records)
     cells, values = proxy_cells(frame, baselines)
     found = comparisons(cells, values)
@@ -307,4 +310,5 @@ def build_proxy(records: Iterable[Mapping[str, Any]], baselines: pd.DataFrame) -
         missing=missing_for_answer(cells, found),
         footnotes=_footnotes(frame, cells),
         notes=_notes(cells),
+        profile=profile_table(records, cells),
     )

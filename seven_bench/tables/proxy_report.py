@@ -63,6 +63,14 @@ TABLES = (
         "Per baseline, over the columns it shares with SEVEN-pre: in how many SEVEN-pre's mean is ahead, and the "
         "verdicts of the paired intervals above.",
     ),
+    (
+        "proxy_prune_profile",
+        "profile",
+        "Where each method prunes",
+        "Per column and method, the pruned percentage of each kind of weight (mean over its layers, then over "
+        "seeds), from the records' per-tensor sparsity: methods at one global sparsity can empty different parts "
+        "of the network, which is what a fine-tune must recover from.",
+    ),
 )
 
 
