@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -373,3 +376,36 @@ def test_prune_profile_by_kind_of_weight(baselines: pd.DataFrame) -> None:
     seven = table[table["Method"] == "SEVEN-pre"].iloc[0]
     assert (seven["Column"], seven["Seeds"], seven["query"], seven["FFN out"]) == ("RTE@60", 2, "70.0", "35.0")
     assert table["Method"].tolist() == ["One-shot", "SEVEN-pre"]  # the paper's row order; no per-tensor data: no row
+
+
+def test_committed_proxy_study_regenerates_byte_identical(tmp_path: Path) -> None:
+    """`make tables` rebuilds results/proxy/ from the committed records alone: its CSV, Markdown and LaTeX
+    tables and its README come back byte for byte (records finished but not yet committed are left out)."""
+    root = Path(__file__).resolve().parents[1]
+    committed = root / "results" / "proxy"
+    listed = subprocess.run(
+        ["git", "ls-files", "results/proxy/runs"], cwd=root, capture_output=True, text=True, check=False
+    )
+    records = [root / line for line in listed.stdout.splitlines() if line.endswith("/record.json")]
+    if listed.returncode != 0 or not records:
+        pytest.skip("no committed proxy records (not a git checkout of the project)")
+    for record in records:
+        target = tmp_path / record.relative_to(root)
+        target.parent.mkdir(parents=True)
+        shutil.copyfile(record, target)
+    subprocess.run(
+        [sys.executable, "-m", "seven_bench.tables", "--results-dir", "results/proxy", "--proxy"],
+        cwd=tmp_path,
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    regenerated = tmp_path / "results" / "proxy"
+    expected = sorted(
+        p.relative_to(committed) for p in committed.glob("tables/*") if p.suffix in {".csv", ".md", ".tex"}
+    )
+    assert expected and expected == sorted(
+        p.relative_to(regenerated) for p in regenerated.glob("tables/*") if p.suffix in {".csv", ".md", ".tex"}
+    )
+    for relative in [*expected, Path("README.md")]:
+        assert (regenerated / relative).read_bytes() == (committed / relative).read_bytes(), relative
