@@ -409,3 +409,27 @@ def test_committed_proxy_study_regenerates_byte_identical(tmp_path: Path) -> Non
     )
     for relative in [*expected, Path("README.md")]:
         assert (regenerated / relative).read_bytes() == (committed / relative).read_bytes(), relative
+
+
+def test_pooler_pruned_records_get_their_own_columns(baselines: pd.DataFrame, tmp_path: Path) -> None:
+    """The scan sweeps both prunable sets into one results folder: model.prune_pooler=true records form their
+    own columns (and plots) instead of mixing into the study's cells; dense serves both."""
+    records = study()
+    for record in records:
+        record["spec"]["model"]["prune_pooler"] = False
+    pooler = seeds("magnitude", [0.30, 0.32]) + seeds("seven_pre", [0.64, 0.66])
+    for record in pooler:
+        record["spec"]["model"]["prune_pooler"] = True
+        record["cell_hash"] = "p" + record["cell_hash"][1:]
+    view = build_proxy(records + pooler, baselines)
+    cells = view.cells.set_index(["column", "method"])
+    assert cells.loc[("RTE@60", "magnitude"), "mean"] == pytest.approx(70.0)  # the study's set, unmixed
+    assert cells.loc[("RTE@60 [pooler pruned]", "magnitude"), "mean"] == pytest.approx(31.0)
+    assert cells.loc[("RTE@60 [pooler pruned]", "dense"), "n"] == 3  # the dense reference in both columns
+    assert cells.loc[("RTE@60", "magnitude"), "configs"] == 1 and not view.notes
+    assert list(dict.fromkeys(view.cells["column"])) == ["RTE@60", "RTE@80", "RTE@60 [pooler pruned]"]  # study first
+    written = plot_epoch_trajectories(proxy_frame(records + pooler), tmp_path)
+    assert {path.name for path in written} >= {
+        "proxy_epochs_minilm_rte_60.png",
+        "proxy_epochs_minilm_rte_60_pooler-pruned.png",
+    }

@@ -207,3 +207,16 @@ def task_label(task: str) -> str:
 def column_label(task: str, sparsity_pct: float) -> str:
     """``RTE@60``: the paper's column for a task at a sparsity, in percent."""
     return f"{task_label(task)}@{sparsity_pct:g}"
+
+
+POOLER_PRUNED = "pooler pruned"
+
+
+def prunable_variant(record: Mapping[str, Any]) -> str:
+    """The prunable set a record used, as a column suffix: "" for the study's own (pooler kept dense, or a
+    model without the switch) and "pooler pruned" for `model.prune_pooler=true` (the paper's set, which the scan
+    also sweeps). Dense records prune nothing, so they are "" and serve every variant's columns."""
+    spec = record.get("spec") or {}
+    if (spec.get("pruner") or {}).get("timing") == "none":
+        return ""
+    return POOLER_PRUNED if (spec.get("model") or {}).get("prune_pooler") is True else ""

@@ -126,6 +126,21 @@ def plot_schedules(records: Sequence[dict[str, Any]], plots_dir: Path) -> list[P
     return written
 
 
+def _by_variant(frame: pd.DataFrame, keys: list[str]) -> list[tuple[tuple[Any, ...], pd.DataFrame]]:
+    """Groups of a proxy frame by ``keys`` and prunable-set variant; dense runs (variant "") join every variant
+    of their group, as its reference."""
+    groups = []
+    for key, runs in frame.groupby(keys, sort=True):
+        dense = runs["method"].map(is_dense).astype(bool)
+        for variant in sorted(set(runs.loc[~dense, "variant"])) or [""]:
+            groups.append(((*key, variant), runs[dense | (runs["variant"] == variant)]))
+    return groups
+
+
+def _file_tag(variant: str) -> str:
+    return f"_{variant.replace(' ', '-')}" if variant else ""
+
+
 def plot_proxy_curves(frame: pd.DataFrame, plots_dir: Path, model_names: Mapping[str, str] | None = None) -> list[Path]:
     """proxy_curve_<model>_<task>.{png,pdf}: metric vs sparsity, one line per method, a mean ± std band over
     seeds (a seed run twice counts once), dense as a dotted level, and an ``x`` where a record reports layer
@@ -136,7 +151,7 @@ def plot_proxy_curves(frame: pd.DataFrame, plots_dir: Path, model_names: Mapping
     if frame.empty:
         return written
     plots_dir.mkdir(parents=True, exist_ok=True)
-    for (model, task), runs in frame.groupby(["model", "task"], sort=True):
+    for (model, task, variant), runs in _by_variant(frame, ["model", "task"]):
         per_seed = runs.groupby(["method", "sparsity_pct", "seed"])["value_pct"].mean()
         stats = per_seed.groupby(["method", "sparsity_pct"]).agg(["mean", "std"])
         flagged = runs[runs["collapse"] != ""]
@@ -169,41 +184,42 @@ def plot_proxy_curves(frame: pd.DataFrame, plots_dir: Path, model_names: Mapping
         if collapsed:
             axes.plot([], [], linestyle="none", marker="x", markersize=10, color="black", label="layer collapse")
         metric = joined(runs["metric"]) or "metric"
-        title = f"{(model_names or {}).get(model, model)}: {task_label(task)}"
+        title = f"{(model_names or {}).get(model, model)}: {task_label(task)}" + (f" ({variant})" if variant else "")
         axes.set(xlabel="sparsity (%)", ylabel=f"{metric} (%)", title=title)
         axes.grid(alpha=0.3)
         axes.legend(fontsize="small")
         for suffix in ("png", "pdf"):
-            path = plots_dir / f"proxy_curve_{model}_{task}.{suffix}"
+            path = plots_dir / f"proxy_curve_{model}_{task}{_file_tag(variant)}.{suffix}"
             figure.savefig(path, dpi=150, metadata=stable_metadata(path))
             written.append(path)
     return written
 
 
 def epoch_trajectories(frame: pd.DataFrame) -> pd.DataFrame:
-    """Long form of each run's dev metric after every epoch: model, task, sparsity_pct (the column), method,
-    seed, epoch, value_pct. Dense runs are repeated in every pruned column of their task, as the reference.
+    """Long form of each run's dev metric after every epoch: model, task, sparsity_pct and variant (the column),
+    method, seed, epoch, value_pct. Dense runs are repeated in every pruned column of their task, as the reference.
 
     Why: a final number alone cannot say whether a method has converged within its recipe or is still
     climbing when training stops, which is what decides whether a longer recipe would reorder the methods.
     """
-    columns = ["model", "task", "sparsity_pct", "method", "seed", "epoch", "value_pct"]
+    columns = ["model", "task", "sparsity_pct", "variant", "method", "seed", "epoch", "value_pct"]
     rows = []
     for run in frame.itertuples(index=False):
         values = [float(value) for value in str(run.per_epoch_pct or "").split(";") if value not in ("", "nan")]
         rows += [
-            (run.model, run.task, run.sparsity_pct, run.method, run.seed, epoch, value)
+            (run.model, run.task, run.sparsity_pct, run.variant, run.method, run.seed, epoch, value)
             for epoch, value in enumerate(values, start=1)
         ]
     long = pd.DataFrame(rows, columns=columns)
     dense = long["method"].map(is_dense).astype(bool) if len(long) else pd.Series(dtype=bool)
     pruned, reference = long[~dense], long[dense]
+    positions = pruned[["model", "task", "sparsity_pct", "variant"]].drop_duplicates()
     spread = [
-        reference[(reference["model"] == model) & (reference["task"] == task)].assign(sparsity_pct=pct)
-        for model, task, pct in pruned[["model", "task", "sparsity_pct"]].drop_duplicates().itertuples(index=False)
+        reference[(reference["model"] == model) & (reference["task"] == task)].assign(sparsity_pct=pct, variant=variant)
+        for model, task, pct, variant in positions.itertuples(index=False)
     ]
     together = pd.concat([pruned, *spread], ignore_index=True) if spread else pruned
-    return together.sort_values(columns[:6], kind="stable", ignore_index=True)
+    return together.sort_values(columns[:7], kind="stable", ignore_index=True)
 
 
 def plot_epoch_trajectories(
@@ -217,7 +233,7 @@ def plot_epoch_trajectories(
     if long.empty:
         return written
     plots_dir.mkdir(parents=True, exist_ok=True)
-    for (model, task, pct), runs in long.groupby(["model", "task", "sparsity_pct"], sort=True):
+    for (model, task, pct, variant), runs in long.groupby(["model", "task", "sparsity_pct", "variant"], sort=True):
         methods = sorted(set(runs["method"]), key=lambda method: (not is_dense(method), method))
         palette = matplotlib.colormaps["tab10" if len(methods) <= 10 else "tab20"]
         figure = Figure(figsize=(6.4, 4.4), layout="constrained")
@@ -242,12 +258,13 @@ def plot_epoch_trajectories(
             )
         metric = joined(frame[(frame["model"] == model) & (frame["task"] == task)]["metric"]) or "metric"
         title = f"{(model_names or {}).get(model, model)}: {task_label(task)} at {pct:g}% sparsity"
+        title += f" ({variant})" if variant else ""
         axes.set(xlabel="epoch", ylabel=f"dev {metric} (%)", title=title)
         axes.xaxis.get_major_locator().set_params(integer=True)
         axes.grid(alpha=0.3)
         axes.legend(fontsize="x-small", ncols=2 if len(methods) > 6 else 1)
         for suffix in ("png", "pdf"):
-            path = plots_dir / f"proxy_epochs_{model}_{task}_{pct:g}.{suffix}"
+            path = plots_dir / f"proxy_epochs_{model}_{task}_{pct:g}{_file_tag(variant)}.{suffix}"
             figure.savefig(path, dpi=150, metadata=stable_metadata(path))
             written.append(path)
     return written

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from seven_bench.tables.aggregate import RECORD_COLUMNS, record_row, usable
-from seven_bench.tables.keys import column_label, is_dense, method_label
+from seven_bench.tables.keys import column_label, is_dense, method_label, prunable_variant
 from seven_bench.tables.layout import MISSING, format_cell
 from seven_bench.tables.proxy_answer import REFERENCE as REFERENCE
 from seven_bench.tables.proxy_answer import (
@@ -40,6 +40,7 @@ CELL_COLUMNS = [
     "model",
     "task",
     "sparsity_pct",
+    "variant",
     "column",
     "paper_column",
     "method",
@@ -74,8 +75,11 @@ def collapse_reports(record: Mapping[str, Any]) -> list[str]:
 def proxy_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Successful records as in records.csv, plus ``collapse`` (their layer-collapse warnings, joined) and
     ``sparsity_pct``/``standin`` as the paper tables use them."""
-    rows = [{**record_row(record), "collapse": "; ".join(collapse_reports(record))} for record in records]
-    frame = pd.DataFrame(rows, columns=[*RECORD_COLUMNS, "collapse"])
+    rows = [
+        {**record_row(record), "collapse": "; ".join(collapse_reports(record)), "variant": prunable_variant(record)}
+        for record in records
+    ]
+    frame = pd.DataFrame(rows, columns=[*RECORD_COLUMNS, "collapse", "variant"])
     for column in ("sparsity_target", "sparsity_achieved", "value_pct"):
         frame[column] = pd.to_numeric(frame[column])
     return usable(frame)
@@ -137,7 +141,8 @@ def proxy_cells(frame: pd.DataFrame, baselines: pd.DataFrame) -> tuple[pd.DataFr
     """
     several_models = frame["model"].nunique() > 1
     lookup = _paper_lookup(baselines)
-    groups = {key: runs for key, runs in frame.groupby(["model", "task", "sparsity_pct", "method"], sort=False)}
+    keys = ["model", "variant", "task", "sparsity_pct", "method"]
+    groups = {key: runs for key, runs in frame.groupby(keys, sort=False)}
     rows: list[dict[str, Any]] = []
     values: SeedValues = {}
     for model in sorted(set(frame["model"])):
@@ -145,18 +150,24 @@ def proxy_cells(frame: pd.DataFrame, baselines: pd.DataFrame) -> tuple[pd.DataFr
         paper_columns = _paper_columns(baselines, reference)
         ours = frame[frame["model"] == model]
         pruned = ours[~ours["method"].map(is_dense).astype(bool)]
-        positions = set(zip(pruned["task"], pruned["sparsity_pct"]))
-        columns = [c for c in paper_columns if c in positions] + sorted(positions - set(paper_columns))
-        for task, pct in columns:
-            header = column_label(task, pct) + (f" [{model}]" if several_models else "")
+        positions = set(zip(pruned["task"], pruned["sparsity_pct"], pruned["variant"]))
+        paper_order = {column: index for index, column in enumerate(paper_columns)}
+        columns = sorted(  # paper columns in the paper's order, then the others; the study's own set first
+            positions,
+            key=lambda c: (c[2] != "", (c[0], c[1]) not in paper_order, paper_order.get((c[0], c[1]), 0), c),
+        )
+        for task, pct, variant in columns:
+            header = column_label(task, pct) + (f" [{variant}]" if variant else "")
+            header += f" [{model}]" if several_models else ""
             present = [
                 m
-                for (g_model, g_task, g_pct, m) in groups
-                if (g_model, g_task) == (model, task) and (g_pct == pct or (is_dense(m) and g_pct == 0.0))
+                for (g_model, g_variant, g_task, g_pct, m) in groups
+                if (g_model, g_task) == (model, task)
+                and ((g_pct, g_variant) == (pct, variant) or (is_dense(m) and g_pct == 0.0))
             ]
             for method in _method_order(baselines, present):
-                at = 0.0 if is_dense(method) else pct
-                runs = groups[(model, task, at, method)]
+                at, within = (0.0, "") if is_dense(method) else (pct, variant)
+                runs = groups[(model, within, task, at, method)]
                 values[(header, method)] = {
                     int(seed): float(value) for seed, value in runs.groupby("seed")["value_pct"].mean().items()
                 }
@@ -165,6 +176,7 @@ def proxy_cells(frame: pd.DataFrame, baselines: pd.DataFrame) -> tuple[pd.DataFr
                         "model": model,
                         "task": task,
                         "sparsity_pct": pct,
+                        "variant": variant,
                         "column": header,
                         "paper_column": (task, pct) in paper_columns,
                         "method": method,
@@ -269,9 +281,10 @@ def _footnotes(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
     """One line per cell with a dagger: which seeds' records warned of layer collapse, and the first warning."""
     lines = []
     for cell in cells[cells["collapsed"] > 0].to_dict("records"):
-        at = 0.0 if is_dense(cell["method"]) else cell["sparsity_pct"]
+        at, within = (0.0, "") if is_dense(cell["method"]) else (cell["sparsity_pct"], cell["variant"])
         runs = frame[
             (frame["model"] == cell["model"])
+            & (frame["variant"] == within)
             & (frame["task"] == cell["task"])
             & (frame["sparsity_pct"] == at)
             & (frame["method"] == cell["method"])

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from seven_bench.tables.aggregate import record_row
-from seven_bench.tables.keys import column_label, is_dense, method_label
+from seven_bench.tables.keys import is_dense, method_label, prunable_variant
 
 # (role, pattern on the parameter name), first match wins: BERT names, then open_clip's ViT names.
 ROLES: tuple[tuple[str, str], ...] = (
@@ -60,6 +60,7 @@ def profile_rows(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                 "model": row["model"],
                 "task": row["task"],
                 "sparsity_pct": round(100.0 * float(row["sparsity_target"]), 2),
+                "variant": prunable_variant(record),
                 "method": row["method"],
                 "seed": row["seed"],
                 **role_sparsity(per_layer),
@@ -74,21 +75,19 @@ def profile_table(records: Iterable[Mapping[str, Any]], cells: pd.DataFrame) -> 
     rows = profile_rows(records)
     if rows.empty or cells.empty:
         return pd.DataFrame()
-    keys = ["model", "task", "sparsity_pct", "method"]
+    keys = ["model", "task", "sparsity_pct", "variant", "method"]
     roles = [role for role, _ in ROLES if role in rows.columns] + ([OTHER] if OTHER in rows.columns else [])
     means = rows.groupby(keys)[roles].mean()
     seeds = rows.groupby(keys)["seed"].nunique()
-    several_models = cells["model"].nunique() > 1
     table = []
     for cell in cells.to_dict("records"):
-        key = (cell["model"], cell["task"], cell["sparsity_pct"], cell["method"])
+        key = (cell["model"], cell["task"], cell["sparsity_pct"], cell["variant"], cell["method"])
         if key not in means.index:
             continue
-        header = column_label(cell["task"], cell["sparsity_pct"]) + (f" [{cell['model']}]" if several_models else "")
         shares = means.loc[key]
         table.append(
             {
-                "Column": header,
+                "Column": cell["column"],
                 "Method": method_label(cell["method"]),
                 "Seeds": int(seeds.loc[key]),
                 **{role: "–" if pd.isna(shares[role]) else f"{shares[role]:.1f}" for role in roles},
