@@ -267,8 +267,12 @@ def write_records(results: Path, records: list[dict[str, Any]]) -> None:
 def test_proxy_command_writes_tables_plots_and_readme(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = tmp_path / "proxy"
     write_records(results, study() + [make_record("snip", seed=4, status="failed")])
+    stale = results / "plots" / "proxy_epochs_minilm_rte_99.png"  # a column the records no longer have
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
 
     assert main(["--results-dir", str(results), "--proxy"]) == 0
+    assert not stale.exists()
 
     out = capsys.readouterr().out
     assert "17 run records (1 failed)" in out and "answer: " in out
@@ -433,3 +437,37 @@ def test_pooler_pruned_records_get_their_own_columns(baselines: pd.DataFrame, tm
         "proxy_epochs_minilm_rte_60.png",
         "proxy_epochs_minilm_rte_60_pooler-pruned.png",
     }
+
+
+def test_dynamic_methods_and_their_dense_budget_get_their_own_column(baselines: pd.DataFrame) -> None:
+    """Table III's cells (dynamic methods and a dense run on SEVEN-dyn's 10-epoch recipe) share MRPC@50 with
+    Table II's: each dense run is the reference of the runs on its own recipe, gmp stays a Table II row."""
+
+    def runs(pruner: str, values: list[float], recipe: str, timing: str | None = None) -> list[dict[str, Any]]:
+        records = seeds(pruner, values, task="mrpc", sparsity=0.5)
+        for record in records:
+            record["spec"]["trainer"]["recipe"] = recipe
+            record["spec"]["pruner"]["timing"] = timing or record["spec"]["pruner"]["timing"]
+            record["cell_hash"] = recipe[:3] + record["cell_hash"][3:]
+        return records
+
+    records = (
+        runs("dense", [0.74, 0.74], "bert_pre")
+        + runs("seven_pre", [0.70, 0.71], "bert_pre")
+        + runs("gmp", [0.76], "gmp", timing="dyn")
+        + runs("dense", [0.80, 0.82], "seven_dyn")
+        + runs("seven_dyn", [0.78, 0.79], "seven_dyn", timing="dyn")
+        + runs("dense", [0.10], "clip")  # no pruned run on its recipe: left out
+    )
+    cells = build_proxy(records, baselines).cells.set_index(["column", "method"])
+    assert set(cells.index) == {
+        ("MRPC@50", "dense"),
+        ("MRPC@50", "seven_pre"),
+        ("MRPC@50", "gmp"),
+        ("MRPC@50 [dynamic]", "dense"),
+        ("MRPC@50 [dynamic]", "seven_dyn"),
+    }
+    assert cells.loc[("MRPC@50", "dense"), "mean"] == pytest.approx(74.0)  # the 3-epoch dense only
+    assert cells.loc[("MRPC@50 [dynamic]", "dense"), "mean"] == pytest.approx(81.0)  # the 10-epoch dense only
+    assert cells.loc[("MRPC@50 [dynamic]", "seven_dyn"), "paper"] == pytest.approx(87.74)  # Table III's number
+    assert (cells["configs"] == 1).all()

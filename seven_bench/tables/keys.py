@@ -116,6 +116,11 @@ def table_keys(record: Mapping[str, Any]) -> list[str]:
     tags = list(record.get("experiments") or ([record["experiment"]] if record.get("experiment") else []))
     if tags:
         return list(dict.fromkeys(str(t) for t in tags))
+    return design_tables(record)
+
+
+def design_tables(record: Mapping[str, Any]) -> list[str]:
+    """The paper tables whose setup a record ran, by the rules above, whatever sweep asked for it."""
     spec = record["spec"]
     pruner = spec["pruner"]
     if _is_seven_pre_ablation(pruner):
@@ -210,13 +215,19 @@ def column_label(task: str, sparsity_pct: float) -> str:
 
 
 POOLER_PRUNED = "pooler pruned"
+DYNAMIC = "dynamic"
 
 
-def prunable_variant(record: Mapping[str, Any]) -> str:
-    """The prunable set a record used, as a column suffix: "" for the study's own (pooler kept dense, or a
-    model without the switch) and "pooler pruned" for `model.prune_pooler=true` (the paper's set, which the scan
-    also sweeps). Dense records prune nothing, so they are "" and serve every variant's columns."""
+def run_variant(record: Mapping[str, Any]) -> str:
+    """The setup a pruned record ran, as a column suffix, so that runs of different setups never share a
+    column: "" for the proxy study's own (pre-pruning, pooler kept dense), "pooler pruned" for
+    `model.prune_pooler=true` (the paper's prunable set, which the scan also sweeps), "dynamic" for Table III's
+    dynamic pruning (another recipe and budget), joined with ", ". Dense records get theirs from the runs
+    they are the reference of (seven_bench.tables.proxy.proxy_frame)."""
     spec = record.get("spec") or {}
-    if (spec.get("pruner") or {}).get("timing") == "none":
-        return ""
-    return POOLER_PRUNED if (spec.get("model") or {}).get("prune_pooler") is True else ""
+    parts = []
+    if (spec.get("model") or {}).get("prune_pooler") is True:
+        parts.append(POOLER_PRUNED)
+    if design_tables(record) == ["table3"]:  # not gmp: the paper's "Progressive" is a Table II row
+        parts.append(DYNAMIC)
+    return ", ".join(parts)

@@ -126,17 +126,6 @@ def plot_schedules(records: Sequence[dict[str, Any]], plots_dir: Path) -> list[P
     return written
 
 
-def _by_variant(frame: pd.DataFrame, keys: list[str]) -> list[tuple[tuple[Any, ...], pd.DataFrame]]:
-    """Groups of a proxy frame by ``keys`` and prunable-set variant; dense runs (variant "") join every variant
-    of their group, as its reference."""
-    groups = []
-    for key, runs in frame.groupby(keys, sort=True):
-        dense = runs["method"].map(is_dense).astype(bool)
-        for variant in sorted(set(runs.loc[~dense, "variant"])) or [""]:
-            groups.append(((*key, variant), runs[dense | (runs["variant"] == variant)]))
-    return groups
-
-
 def _file_tag(variant: str) -> str:
     return f"_{variant.replace(' ', '-')}" if variant else ""
 
@@ -151,7 +140,7 @@ def plot_proxy_curves(frame: pd.DataFrame, plots_dir: Path, model_names: Mapping
     if frame.empty:
         return written
     plots_dir.mkdir(parents=True, exist_ok=True)
-    for (model, task, variant), runs in _by_variant(frame, ["model", "task"]):
+    for (model, task, variant), runs in frame.groupby(["model", "task", "variant"], sort=True):
         per_seed = runs.groupby(["method", "sparsity_pct", "seed"])["value_pct"].mean()
         stats = per_seed.groupby(["method", "sparsity_pct"]).agg(["mean", "std"])
         flagged = runs[runs["collapse"] != ""]
@@ -215,7 +204,9 @@ def epoch_trajectories(frame: pd.DataFrame) -> pd.DataFrame:
     pruned, reference = long[~dense], long[dense]
     positions = pruned[["model", "task", "sparsity_pct", "variant"]].drop_duplicates()
     spread = [
-        reference[(reference["model"] == model) & (reference["task"] == task)].assign(sparsity_pct=pct, variant=variant)
+        reference[
+            (reference["model"] == model) & (reference["task"] == task) & (reference["variant"] == variant)
+        ].assign(sparsity_pct=pct)
         for model, task, pct, variant in positions.itertuples(index=False)
     ]
     together = pd.concat([pruned, *spread], ignore_index=True) if spread else pruned

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from seven_bench.tables.aggregate import RECORD_COLUMNS, record_row, usable
-from seven_bench.tables.keys import column_label, is_dense, method_label, prunable_variant
+from seven_bench.tables.keys import column_label, is_dense, method_label, run_variant
 from seven_bench.tables.layout import MISSING, format_cell
 from seven_bench.tables.proxy_answer import REFERENCE as REFERENCE
 from seven_bench.tables.proxy_answer import (
@@ -73,16 +73,35 @@ def collapse_reports(record: Mapping[str, Any]) -> list[str]:
 
 
 def proxy_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Successful records as in records.csv, plus ``collapse`` (their layer-collapse warnings, joined) and
-    ``sparsity_pct``/``standin`` as the paper tables use them."""
+    """Successful records as in records.csv, plus ``collapse`` (their layer-collapse warnings, joined),
+    ``sparsity_pct``/``standin`` as the paper tables use them, ``recipe`` and ``variant`` (keys.run_variant).
+
+    A dense run is the reference of the pruned runs of its model and task that ran its recipe, so it appears
+    once per variant of those (the 3-epoch dense run beside Table II's methods, with the pooler pruned or not;
+    a 10-epoch one beside the dynamic methods); a dense run whose recipe no pruned run shares is left out.
+    """
     rows = [
-        {**record_row(record), "collapse": "; ".join(collapse_reports(record)), "variant": prunable_variant(record)}
+        {
+            **record_row(record),
+            "collapse": "; ".join(collapse_reports(record)),
+            "recipe": str(((record.get("spec") or {}).get("trainer") or {}).get("recipe")),
+            "variant": run_variant(record),
+        }
         for record in records
     ]
-    frame = pd.DataFrame(rows, columns=[*RECORD_COLUMNS, "collapse", "variant"])
+    frame = pd.DataFrame(rows, columns=[*RECORD_COLUMNS, "collapse", "recipe", "variant"])
     for column in ("sparsity_target", "sparsity_achieved", "value_pct"):
         frame[column] = pd.to_numeric(frame[column])
-    return usable(frame)
+    ok = usable(frame)
+    dense = ok["method"].map(is_dense).astype(bool)
+    served = ok[~dense].groupby(["model", "task", "recipe"])["variant"].agg(lambda v: sorted(set(v)))
+    runs, variants = [], []
+    for index, run in ok[dense].iterrows():
+        for variant in served.get((run["model"], run["task"], run["recipe"]), []):
+            runs.append(index)
+            variants.append(variant)
+    references = ok.loc[runs].assign(variant=variants)
+    return pd.concat([ok[~dense], references]).sort_index(kind="stable")
 
 
 def _paper_lookup(baselines: pd.DataFrame) -> dict[tuple[str, str, float, str], list[tuple[str, float]]]:
@@ -162,12 +181,12 @@ def proxy_cells(frame: pd.DataFrame, baselines: pd.DataFrame) -> tuple[pd.DataFr
             present = [
                 m
                 for (g_model, g_variant, g_task, g_pct, m) in groups
-                if (g_model, g_task) == (model, task)
-                and ((g_pct, g_variant) == (pct, variant) or (is_dense(m) and g_pct == 0.0))
+                if (g_model, g_variant, g_task) == (model, variant, task)
+                and (g_pct == pct or (is_dense(m) and g_pct == 0.0))
             ]
             for method in _method_order(baselines, present):
-                at, within = (0.0, "") if is_dense(method) else (pct, variant)
-                runs = groups[(model, within, task, at, method)]
+                at = 0.0 if is_dense(method) else pct
+                runs = groups[(model, variant, task, at, method)]
                 values[(header, method)] = {
                     int(seed): float(value) for seed, value in runs.groupby("seed")["value_pct"].mean().items()
                 }
@@ -281,10 +300,10 @@ def _footnotes(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
     """One line per cell with a dagger: which seeds' records warned of layer collapse, and the first warning."""
     lines = []
     for cell in cells[cells["collapsed"] > 0].to_dict("records"):
-        at, within = (0.0, "") if is_dense(cell["method"]) else (cell["sparsity_pct"], cell["variant"])
+        at = 0.0 if is_dense(cell["method"]) else cell["sparsity_pct"]
         runs = frame[
             (frame["model"] == cell["model"])
-            & (frame["variant"] == within)
+            & (frame["variant"] == cell["variant"])
             & (frame["task"] == cell["task"])
             & (frame["sparsity_pct"] == at)
             & (frame["method"] == cell["method"])

@@ -275,6 +275,8 @@ def write_proxy_report(
         *plot_proxy_curves(usable_runs, plots_dir, names),
         *plot_epoch_trajectories(usable_runs, plots_dir, names),
     ]
+    for stale in {*plots_dir.glob("proxy_curve_*"), *plots_dir.glob("proxy_epochs_*")} - set(plots):
+        stale.unlink()  # a plot of a column the records no longer have (e.g. after a relabelling)
     command = f"seven-bench-tables --results-dir {results_dir} --proxy"
     readme = results_dir / "README.md"
     readme.write_text(render_readme(view, records, skipped, command, results_dir, out_dir, plots), encoding="utf-8")

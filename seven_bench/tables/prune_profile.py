@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from seven_bench.tables.aggregate import record_row
-from seven_bench.tables.keys import is_dense, method_label, prunable_variant
+from seven_bench.tables.keys import is_dense, method_label, run_variant
 
 # (role, pattern on the parameter name), first match wins: BERT names, then open_clip's ViT names.
 ROLES: tuple[tuple[str, str], ...] = (
@@ -60,7 +60,7 @@ def profile_rows(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                 "model": row["model"],
                 "task": row["task"],
                 "sparsity_pct": round(100.0 * float(row["sparsity_target"]), 2),
-                "variant": prunable_variant(record),
+                "variant": run_variant(record),
                 "method": row["method"],
                 "seed": row["seed"],
                 **role_sparsity(per_layer),
