@@ -439,7 +439,7 @@ def test_pooler_pruned_records_get_their_own_columns(baselines: pd.DataFrame, tm
     }
 
 
-def test_dynamic_methods_and_their_dense_budget_get_their_own_column(baselines: pd.DataFrame) -> None:
+def test_dynamic_methods_and_their_dense_budget_get_their_own_column(baselines: pd.DataFrame, tmp_path: Path) -> None:
     """Table III's cells (dynamic methods and a dense run on SEVEN-dyn's 10-epoch recipe) share MRPC@50 with
     Table II's: each dense run is the reference of the runs on its own recipe, gmp stays a Table II row."""
 
@@ -457,17 +457,33 @@ def test_dynamic_methods_and_their_dense_budget_get_their_own_column(baselines: 
         + runs("gmp", [0.76], "gmp", timing="dyn")
         + runs("dense", [0.80, 0.82], "seven_dyn")
         + runs("seven_dyn", [0.78, 0.79], "seven_dyn", timing="dyn")
+        + runs("platon", [0.75, 0.76], "seven_dyn", timing="dyn")
         + runs("dense", [0.10], "clip")  # no pruned run on its recipe: left out
     )
-    cells = build_proxy(records, baselines).cells.set_index(["column", "method"])
+    view = build_proxy(records, baselines)
+    cells = view.cells.set_index(["column", "method"])
     assert set(cells.index) == {
         ("MRPC@50", "dense"),
         ("MRPC@50", "seven_pre"),
         ("MRPC@50", "gmp"),
         ("MRPC@50 [dynamic]", "dense"),
         ("MRPC@50 [dynamic]", "seven_dyn"),
+        ("MRPC@50 [dynamic]", "platon"),
     }
     assert cells.loc[("MRPC@50", "dense"), "mean"] == pytest.approx(74.0)  # the 3-epoch dense only
     assert cells.loc[("MRPC@50 [dynamic]", "dense"), "mean"] == pytest.approx(81.0)  # the 10-epoch dense only
     assert cells.loc[("MRPC@50 [dynamic]", "seven_dyn"), "paper"] == pytest.approx(87.74)  # Table III's number
     assert (cells["configs"] == 1).all()
+    # SEVEN-dyn is the reference of the [dynamic] column: +3.00 on both seeds over PLATON
+    assert [(c.column, c.method, c.reference) for c in view.comparisons_dyn] == [
+        ("MRPC@50 [dynamic]", "platon", "seven_dyn")
+    ]
+    assert view.significance_dyn.iloc[0]["SEVEN-dyn − method (mean)"] == "+3.00"
+    assert view.answer_dyn[0].startswith("SEVEN-dyn's mean is above the baseline's in 1 of 1")
+    assert {c.column for c in view.comparisons} == {"MRPC@50"}  # SEVEN-pre's stay in Table II's column
+    write_records(tmp_path, records)
+    assert main(["--results-dir", str(tmp_path), "--proxy"]) == 0
+    readme = (tmp_path / "README.md").read_text()
+    assert "Table III (dynamic pruning, SEVEN-dyn's recipe): SEVEN-dyn's mean is above" in readme
+    assert "## SEVEN-dyn against each method, paired by seed (Table III's columns)" in readme
+    assert (tmp_path / "tables" / "proxy_significance_dynamic.tex").stat().st_size > 0

@@ -16,10 +16,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from seven_bench.tables.aggregate import RECORD_COLUMNS, record_row, usable
-from seven_bench.tables.keys import column_label, is_dense, method_label, run_variant
+from seven_bench.tables.keys import DYNAMIC, column_label, is_dense, method_label, run_variant
 from seven_bench.tables.layout import MISSING, format_cell
-from seven_bench.tables.proxy_answer import REFERENCE as REFERENCE
 from seven_bench.tables.proxy_answer import (
+    DYNAMIC_REFERENCE,
     Comparison,
     answer,
     comparisons,
@@ -27,6 +27,7 @@ from seven_bench.tables.proxy_answer import (
     significance_table,
     summary_table,
 )
+from seven_bench.tables.proxy_answer import REFERENCE as REFERENCE
 from seven_bench.tables.prune_profile import profile_table
 from seven_bench.tables.stats import Agreement, mean_tau, rank_agreement
 
@@ -294,6 +295,12 @@ class ProxyView:
     footnotes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     profile: pd.DataFrame = field(default_factory=pd.DataFrame)  # prune_profile.profile_table
+    # The same question for SEVEN-dyn in Table III's ("dynamic") columns; empty when there are none.
+    significance_dyn: pd.DataFrame = field(default_factory=pd.DataFrame)
+    summary_dyn: pd.DataFrame = field(default_factory=pd.DataFrame)
+    comparisons_dyn: list[Comparison] = field(default_factory=list)
+    answer_dyn: list[str] = field(default_factory=list)
+    missing_dyn: list[str] = field(default_factory=list)
 
 
 def _footnotes(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
@@ -343,4 +350,20 @@ def build_proxy(records: Iterable[Mapping[str, Any]], baselines: pd.DataFrame) -
         footnotes=_footnotes(frame, cells),
         notes=_notes(cells),
         profile=profile_table(records, cells),
+        **_dynamic_answer(cells, values),
     )
+
+
+def _dynamic_answer(cells: pd.DataFrame, values: SeedValues) -> dict[str, Any]:
+    """SEVEN-dyn against the other dynamic methods, where Table III's columns have records."""
+    dynamic = cells[cells["variant"].str.contains(DYNAMIC)] if len(cells) else cells
+    if dynamic.empty:
+        return {}
+    found = comparisons(dynamic, values, DYNAMIC_REFERENCE)
+    return {
+        "significance_dyn": significance_table(found, DYNAMIC_REFERENCE),
+        "summary_dyn": summary_table(found, DYNAMIC_REFERENCE),
+        "comparisons_dyn": found,
+        "answer_dyn": answer(found, DYNAMIC_REFERENCE),
+        "missing_dyn": missing_for_answer(dynamic, found, DYNAMIC_REFERENCE),
+    }

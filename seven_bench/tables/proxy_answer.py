@@ -1,7 +1,7 @@
-"""The stand-in study's answer (proxy): SEVEN-pre against each baseline, paired by seed, in every column
-they share; the significance and summary tables of those comparisons; and the computed sentences on whether
-SEVEN-pre's ordering over its baselines holds (or what must still run before they can be written). Pure:
-the cells and per-seed values of proxy.proxy_cells in, DataFrames and strings out.
+"""The stand-in study's answer (proxy): SEVEN-pre (SEVEN-dyn in Table III's columns) against each baseline,
+paired by seed, in every column they share; the significance and summary tables of those comparisons; and the
+computed sentences on whether its ordering over its baselines holds (or what must still run before they can
+be written). Pure: the cells and per-seed values of proxy.proxy_cells in, DataFrames and strings out.
 """
 
 from __future__ import annotations
@@ -17,43 +17,51 @@ from seven_bench.tables.layout import MISSING
 from seven_bench.tables.stats import PairedDifference, paired_difference, seeds_phrase
 
 REFERENCE = "seven_pre"  # the method whose ordering over its baselines the study asks about
+DYNAMIC_REFERENCE = "seven_dyn"  # the same question for Table III's dynamic methods
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """SEVEN-pre against one baseline in one column: the means over seeds and the paired difference."""
+    """The reference (SEVEN-pre or SEVEN-dyn) against one baseline in one column: the means over seeds and the
+    paired difference."""
 
     column: str
     method: str
     reference_mean: float
     other_mean: float
     difference: PairedDifference
+    reference: str = REFERENCE
 
     @property
     def ahead(self) -> bool:
         return self.reference_mean > self.other_mean
 
 
-def comparisons(cells: pd.DataFrame, values: Mapping[tuple[str, str], Mapping[int, float]]) -> list[Comparison]:
-    """Every pruning method that shares a column with SEVEN-pre, paired with it by seed."""
+def comparisons(
+    cells: pd.DataFrame, values: Mapping[tuple[str, str], Mapping[int, float]], reference: str = REFERENCE
+) -> list[Comparison]:
+    """Every pruning method that shares a column with the reference (SEVEN-pre, or SEVEN-dyn in Table III's
+    columns), paired with it by seed."""
     found = []
     means = {(c, m): mean for c, m, mean in zip(cells["column"], cells["method"], cells["mean"])}
     for column, method in zip(cells["column"], cells["method"]):
-        if method == REFERENCE or is_dense(method) or (column, REFERENCE) not in means:
+        if method == reference or is_dense(method) or (column, reference) not in means:
             continue
         found.append(
             Comparison(
                 column,
                 method,
-                means[(column, REFERENCE)],
+                means[(column, reference)],
                 means[(column, method)],
-                paired_difference(values[(column, REFERENCE)], values[(column, method)]),
+                paired_difference(values[(column, reference)], values[(column, method)]),
+                reference,
             )
         )
     return found
 
 
-def significance_table(found: Sequence[Comparison]) -> pd.DataFrame:
+def significance_table(found: Sequence[Comparison], reference: str = REFERENCE) -> pd.DataFrame:
+    name = method_label(reference)
     rows = []
     for comparison in found:
         d = comparison.difference
@@ -69,13 +77,15 @@ def significance_table(found: Sequence[Comparison]) -> pd.DataFrame:
                 d.verdict,
             ]
         )
-    columns = ["Column", "Method", "Paired seeds", "SEVEN-pre ahead / behind (seeds)"]
-    table = pd.DataFrame(rows, columns=[*columns, "SEVEN-pre − method (mean)", "95% CI", "SEVEN-pre is"])
+    columns = ["Column", "Method", "Paired seeds", f"{name} ahead / behind (seeds)"]
+    table = pd.DataFrame(rows, columns=[*columns, f"{name} − method (mean)", "95% CI", f"{name} is"])
     return table.set_index("Column")
 
 
-def summary_table(found: Sequence[Comparison]) -> pd.DataFrame:
-    """Per baseline, over the columns it shares with SEVEN-pre: where SEVEN-pre's mean is ahead, and the verdicts."""
+def summary_table(found: Sequence[Comparison], reference: str = REFERENCE) -> pd.DataFrame:
+    """Per baseline, over the columns it shares with the reference: where the reference's mean is ahead, and the
+    verdicts."""
+    name = method_label(reference)
     rows = []
     for method in dict.fromkeys(c.method for c in found):
         mine = [c for c in found if c.method == method]
@@ -95,20 +105,22 @@ def summary_table(found: Sequence[Comparison]) -> pd.DataFrame:
         columns=[
             "Baseline",
             "Columns",
-            "SEVEN-pre mean ahead",
-            "SEVEN-pre better (CI)",
-            "SEVEN-pre worse (CI)",
+            f"{name} mean ahead",
+            f"{name} better (CI)",
+            f"{name} worse (CI)",
             "Cannot separate",
         ],
     )
     return table.set_index("Baseline")
 
 
-def answer(found: Sequence[Comparison]) -> list[str]:
-    """Two sentences on whether SEVEN-pre's ordering over its baselines holds, computed from the comparisons;
-    empty when no comparison has the two paired seeds an interval needs (missing_for_answer says why)."""
+def answer(found: Sequence[Comparison], reference: str = REFERENCE) -> list[str]:
+    """Two sentences on whether the reference's (SEVEN-pre's, or SEVEN-dyn's) ordering over its baselines holds,
+    computed from the comparisons; empty when no comparison has the two paired seeds an interval needs
+    (missing_for_answer says why)."""
     if not found or max(c.difference.n for c in found) < 2:
         return []
+    name = method_label(reference)
     total, ahead = len(found), sum(c.ahead for c in found)
     better = [c for c in found if c.difference.verdict == "better"]
     worse = [c for c in found if c.difference.verdict == "worse"]
@@ -116,7 +128,7 @@ def answer(found: Sequence[Comparison]) -> list[str]:
     counts = sorted({c.difference.n for c in found})
     seeds = seeds_phrase(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]} seeds"
     first = (
-        f"SEVEN-pre's mean is above the baseline's in {ahead} of {total} column–baseline comparisons "
+        f"{name}'s mean is above the baseline's in {ahead} of {total} column–baseline comparisons "
         f"({len({c.method for c in found})} baseline(s) over {len({c.column for c in found})} column(s)), "
         f"and the paired 95% CI over {seeds} finds it better in {len(better)}, worse in {len(worse)} and "
         f"cannot separate {unsure}."
@@ -124,52 +136,53 @@ def answer(found: Sequence[Comparison]) -> list[str]:
     losers = ", ".join(dict.fromkeys(f"{method_label(c.method)} ({c.column})" for c in worse))
     if better and not worse:
         second = (
-            f"So on this stand-in SEVEN-pre's ordering over its baselines holds wherever the seeds can tell "
+            f"So on this stand-in {name}'s ordering over its baselines holds wherever the seeds can tell "
             f"({len(better)} separated comparison(s), all in its favour)."
         )
     elif worse and not better:
         second = (
-            f"So on this stand-in SEVEN-pre's ordering over its baselines does not hold: every separated "
+            f"So on this stand-in {name}'s ordering over its baselines does not hold: every separated "
             f"comparison has the baseline ahead: {losers}."
         )
     elif better and worse:
         second = (
-            f"So on this stand-in the ordering is mixed: SEVEN-pre is separated as better in {len(better)} "
+            f"So on this stand-in the ordering is mixed: {name} is separated as better in {len(better)} "
             f"comparison(s) and as worse in {len(worse)}: {losers}."
         )
     else:
         lean = (
-            "lean towards SEVEN-pre"
+            f"lean towards {name}"
             if 2 * ahead > total
-            else "lean against SEVEN-pre"
+            else f"lean against {name}"
             if 2 * ahead < total
             else "lean neither way"
         )
         pairs = sum(c.difference.n for c in found)
         ahead_on, behind_on = sum(c.difference.ahead for c in found), sum(c.difference.behind for c in found)
         second = (
-            f"So the seeds cannot tell whether SEVEN-pre's ordering over its baselines holds on this stand-in: "
-            f"the means {lean}, but no difference is separated from 0 with {seeds} (seed by seed, SEVEN-pre "
+            f"So the seeds cannot tell whether {name}'s ordering over its baselines holds on this stand-in: "
+            f"the means {lean}, but no difference is separated from 0 with {seeds} (seed by seed, {name} "
             f"is ahead in {ahead_on} and behind in {behind_on} of the {pairs} pairs)."
         )
     return [first, second]
 
 
-def missing_for_answer(cells: pd.DataFrame, found: Sequence[Comparison]) -> list[str]:
+def missing_for_answer(cells: pd.DataFrame, found: Sequence[Comparison], reference: str = REFERENCE) -> list[str]:
     """What must still run before the study can answer (empty when answer() has one)."""
+    name = method_label(reference)
     if cells.empty:
         return ["no successful run records"]
     pruned = cells[~cells["method"].map(is_dense).astype(bool)]
     reasons = []
-    if REFERENCE not in set(pruned["method"]):
-        reasons.append("no SEVEN-pre records (pruner=seven_pre): it is the method whose ordering is asked about")
-    if pruned[pruned["method"] != REFERENCE].empty:
+    if reference not in set(pruned["method"]):
+        reasons.append(f"no {name} records (pruner={reference}): it is the method whose ordering is asked about")
+    if pruned[pruned["method"] != reference].empty:
         reasons.append("no baseline records (e.g. pruner=random, magnitude, snip, grasp)")
     if not reasons and not found:
-        with_reference = ", ".join(pruned.loc[pruned["method"] == REFERENCE, "column"])
-        reasons.append(f"no baseline ran in a column where SEVEN-pre ran ({with_reference})")
+        with_reference = ", ".join(pruned.loc[pruned["method"] == reference, "column"])
+        reasons.append(f"no baseline ran in a column where {name} ran ({with_reference})")
     if found and max(c.difference.n for c in found) < 2:
         reasons.append(
-            "no SEVEN-pre/baseline pair shares two seeds; a paired 95% CI needs at least two (e.g. seed=0,1,2 for both)"
+            f"no {name}/baseline pair shares two seeds; a paired 95% CI needs at least two (e.g. seed=0,1,2 for both)"
         )
     return reasons

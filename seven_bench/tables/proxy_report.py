@@ -64,6 +64,18 @@ TABLES = (
         "verdicts of the paired intervals above.",
     ),
     (
+        "proxy_significance_dynamic",
+        "significance_dyn",
+        "SEVEN-dyn against each method, paired by seed (Table III's columns)",
+        "As for SEVEN-pre above, in the columns of dynamic pruning on SEVEN-dyn's recipe (marked [dynamic]).",
+    ),
+    (
+        "proxy_summary_dynamic",
+        "summary_dyn",
+        "SEVEN-dyn against each baseline, over the columns",
+        "Per dynamic baseline, over the [dynamic] columns it shares with SEVEN-dyn.",
+    ),
+    (
         "proxy_prune_profile",
         "profile",
         "Where each method prunes",
@@ -175,6 +187,11 @@ def _link(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
 
 
+def _tables_of(view: ProxyView) -> list[tuple[str, str, str, str]]:
+    """TABLES, less SEVEN-dyn's while the study has no Table III columns."""
+    return [entry for entry in TABLES if not entry[1].endswith("_dyn") or view.missing_dyn or view.answer_dyn]
+
+
 def render_readme(
     view: ProxyView,
     records: Sequence[Mapping[str, Any]],
@@ -199,7 +216,15 @@ def render_readme(
         parts.append(" ".join(view.answer) + "\n")
     else:
         parts.append("No answer yet; missing:\n\n" + "\n".join(f"- {reason}" for reason in view.missing) + "\n")
-    for stem, attribute, title, explanation in TABLES:
+    if view.answer_dyn:
+        parts.append("Table III (dynamic pruning, SEVEN-dyn's recipe): " + " ".join(view.answer_dyn) + "\n")
+    elif view.missing_dyn:
+        parts.append(
+            "Table III (dynamic pruning): no answer yet; missing:\n\n"
+            + "\n".join(f"- {reason}" for reason in view.missing_dyn)
+            + "\n"
+        )
+    for stem, attribute, title, explanation in _tables_of(view):
         table: pd.DataFrame = getattr(view, attribute)
         parts += [
             f"## {title}\n",
@@ -229,7 +254,7 @@ def write_proxy_tables(view: ProxyView, out_dir: Path) -> list[Path]:
     """proxy_<name>.{csv,md,tex} for each table, and proxy_cells.csv (one numeric row per column and method)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for stem, attribute, title, explanation in TABLES:
+    for stem, attribute, title, explanation in _tables_of(view):
         table: pd.DataFrame = getattr(view, attribute)
         footnotes = view.footnotes if attribute == "versus" else []
         markdown = "\n".join(
@@ -296,5 +321,9 @@ def write_proxy_report(
     else:
         for reason in view.missing:
             print(f"  missing: {reason}")
+    if view.answer_dyn:
+        print("answer, Table III (dynamic): " + " ".join(view.answer_dyn))
+    for reason in view.missing_dyn:
+        print(f"  missing (Table III, dynamic): {reason}")
     print(f"{len(plots) // 2} proxy plot(s) -> {plots_dir}; README -> {readme}")
     return 0
