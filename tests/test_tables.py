@@ -195,7 +195,7 @@ def test_extra_columns_and_methods_come_after_the_papers(baselines: pd.DataFrame
     records = seeds([0.6], sparsity=0.8) + seeds([0.6], pruner="wanda")
     view = build_table("table2", records_frame(records), baselines)
     assert view.ours.columns[-1] == "RTE@80"
-    assert view.ours.index[-1] == "wanda"
+    assert view.ours.index[-1] == "Wanda"
     assert view.ours.loc["SEVEN-pre", "RTE@80"] == "60.00 (1)"
 
 

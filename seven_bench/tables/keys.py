@@ -47,6 +47,7 @@ METHOD_LABELS = {
     "seven_dyn": "SEVEN-dyn",
     "iter_snip": "Iterative SNIP",
     "force": "FORCE",
+    "wanda": "Wanda",
     "info_deletion": "ID",
     "seven_pre_variant_a": "SEVEN-pre variant a (label stripped)",
     "seven_pre_variant_b": "SEVEN-pre variant b (label stripped)",
