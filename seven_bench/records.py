@@ -67,12 +67,12 @@ def cell_state(results_dir: str | Path, cell_hash: str) -> str:
     """What a sweep would do with this cell, from the files alone: "done" (a complete record: skipped),
     "resumes" (a fine-tune checkpoint is there), "failed before" (a failed or unreadable record: rerun), or
     "to run". Read by `plan=true`, so a long study shows what is left before anything loads."""
-    from seven_bench.checkpoints import Checkpointer, cell_checkpoint_dir
+    from seven_bench.checkpoints import FILE, cell_checkpoint_dir
 
     path = record_path(results_dir, cell_hash)
     if is_complete(path):
         return "done"
-    if Checkpointer(cell_checkpoint_dir(results_dir, cell_hash), every_steps=0).path.is_file():
+    if (cell_checkpoint_dir(results_dir, cell_hash) / FILE).is_file():
         return "resumes"
     return "failed before" if path.exists() else "to run"
 
