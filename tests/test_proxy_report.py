@@ -487,3 +487,36 @@ def test_dynamic_methods_and_their_dense_budget_get_their_own_column(baselines: 
     assert "Table III (dynamic pruning, SEVEN-dyn's recipe): SEVEN-dyn's mean is above" in readme
     assert "## SEVEN-dyn against each method, paired by seed (Table III's columns)" in readme
     assert (tmp_path / "tables" / "proxy_significance_dynamic.tex").stat().st_size > 0
+
+
+def test_resurrection_ablation_is_its_own_row_and_not_a_baseline(baselines: pd.DataFrame, tmp_path: Path) -> None:
+    """Fig. 6: SEVEN-pre with mask resurrection gets its own row, is paired with SEVEN-pre in the ablation
+    table, and stays out of the baselines the answer counts."""
+    resurrected = seeds("seven_pre", [0.70, 0.70, 0.71]) + seeds("seven_pre", [0.61], sparsity=0.8)
+    for record in resurrected:
+        record["spec"]["pruner"]["resurrection"] = True
+        record["cell_hash"] = "r" + record["cell_hash"][1:]
+    records = study()
+    for record in records:
+        if record["spec"]["pruner"]["name"] == "seven_pre":
+            record["spec"]["pruner"]["resurrection"] = False
+    plain = build_proxy(records, baselines)
+    view = build_proxy(records + resurrected, baselines)
+    cells = view.cells.set_index(["column", "method"])
+    assert cells.loc[("RTE@60", "seven_pre"), "mean"] == pytest.approx(73.0)  # unmixed
+    assert cells.loc[("RTE@60", "seven_pre[resurrection=True]"), "mean"] == pytest.approx(70 + 1 / 3)
+    assert (cells["configs"] == 1).all() and not view.notes
+    assert view.versus.loc["SEVEN-pre with mask resurrection", "RTE@60"].startswith("70.33 ± 0.58 (3)")
+    # SEVEN-pre - resurrection: 0.72-0.70, 0.73-0.70, 0.74-0.71 -> +2.00, +3.00, +3.00, mean +2.67
+    row = view.ablation.loc["RTE@60"]
+    assert row["Method"] == "SEVEN-pre with mask resurrection"
+    assert row["SEVEN-pre ahead / behind (seeds)"] == "3 / 0"
+    assert row["SEVEN-pre − method (mean)"] == "+2.67"
+    assert view.ablation.loc["RTE@80", "Paired seeds"] == 1  # seed 0 only: -1.00, no interval
+    assert [(c.column, c.method) for c in view.comparisons] == [(c.column, c.method) for c in plain.comparisons]
+    assert view.answer == plain.answer
+    write_records(tmp_path, records + resurrected)
+    assert main(["--results-dir", str(tmp_path), "--proxy"]) == 0
+    readme = (tmp_path / "README.md").read_text()
+    assert "## SEVEN-pre against its own variants, paired by seed (Fig. 6: mask resurrection)" in readme
+    assert (tmp_path / "tables" / "proxy_ablation.csv").read_text().count("SEVEN-pre with mask resurrection") == 2

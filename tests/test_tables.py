@@ -203,7 +203,7 @@ def test_notes_flag_sparsity_shortfall_metric_and_config_mismatch(baselines: pd.
     short = seeds([0.72], pruner="seven_dyn", timing="dyn", achieved=0.555)
     mixed = [
         make_record(task="qnli", sparsity=0.7, seed=0),
-        make_record(task="qnli", sparsity=0.7, seed=1, resurrection=True),
+        make_record(task="qnli", sparsity=0.7, seed=1, num_batches=50),
     ]
     wrong_metric = make_record(task="mrpc", sparsity=0.5)
     wrong_metric["metrics"]["reported_metric"] = "f1"

@@ -26,6 +26,7 @@ SEVEN_PRE_DEFAULTS = {"first_moment": "abs", "correction": "full"}
 ROW_OPTIONS = {
     "earlybird": {"weights": "pretrained"},
     "isp": {"merge": "union", "weak_lr": "warmup"},
+    "seven_pre": {"resurrection": False},  # on: the mask-resurrection ablation of the paper's Fig. 6
 }
 
 METHOD_LABELS = {
@@ -53,6 +54,7 @@ METHOD_LABELS = {
     "seven_pre_variant_b": "SEVEN-pre variant b (label stripped)",
     "seven_pre_variant_c": "SEVEN-pre variant c (label stripped)",
     "seven_pre_lion": "SEVEN-pre-Lion",
+    "seven_pre[resurrection=True]": "SEVEN-pre with mask resurrection",
 }
 _FULL_BERT = {DENSE: "Full BERT-base"}
 # Where a table prints a method under another name than the default above.

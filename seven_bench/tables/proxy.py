@@ -301,6 +301,8 @@ class ProxyView:
     comparisons_dyn: list[Comparison] = field(default_factory=list)
     answer_dyn: list[str] = field(default_factory=list)
     missing_dyn: list[str] = field(default_factory=list)
+    # SEVEN-pre against its own variants (the mask-resurrection ablation); empty when none ran.
+    ablation: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _footnotes(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
@@ -350,6 +352,7 @@ def build_proxy(records: Iterable[Mapping[str, Any]], baselines: pd.DataFrame) -
         footnotes=_footnotes(frame, cells),
         notes=_notes(cells),
         profile=profile_table(records, cells),
+        ablation=significance_table(comparisons(cells, values, ablations=True)),
         **_dynamic_answer(cells, values),
     )
 

@@ -37,15 +37,27 @@ class Comparison:
         return self.reference_mean > self.other_mean
 
 
+def is_variant_of(method: str, reference: str) -> bool:
+    """Whether a row is the reference run with a changed option (``seven_pre[resurrection=True]``, the paper's
+    Fig. 6): an ablation of the reference, not one of its baselines."""
+    return method != reference and method.partition("[")[0] == reference
+
+
 def comparisons(
-    cells: pd.DataFrame, values: Mapping[tuple[str, str], Mapping[int, float]], reference: str = REFERENCE
+    cells: pd.DataFrame,
+    values: Mapping[tuple[str, str], Mapping[int, float]],
+    reference: str = REFERENCE,
+    ablations: bool = False,
 ) -> list[Comparison]:
     """Every pruning method that shares a column with the reference (SEVEN-pre, or SEVEN-dyn in Table III's
-    columns), paired with it by seed."""
+    columns), paired with it by seed; with ``ablations``, the reference's own variants instead (they would
+    otherwise count as baselines in the answer)."""
     found = []
     means = {(c, m): mean for c, m, mean in zip(cells["column"], cells["method"], cells["mean"])}
     for column, method in zip(cells["column"], cells["method"]):
         if method == reference or is_dense(method) or (column, reference) not in means:
+            continue
+        if is_variant_of(method, reference) != ablations:
             continue
         found.append(
             Comparison(
@@ -176,7 +188,7 @@ def missing_for_answer(cells: pd.DataFrame, found: Sequence[Comparison], referen
     reasons = []
     if reference not in set(pruned["method"]):
         reasons.append(f"no {name} records (pruner={reference}): it is the method whose ordering is asked about")
-    if pruned[pruned["method"] != reference].empty:
+    if pruned[~pruned["method"].map(lambda m: m == reference or is_variant_of(m, reference))].empty:
         reasons.append("no baseline records (e.g. pruner=random, magnitude, snip, grasp)")
     if not reasons and not found:
         with_reference = ", ".join(pruned.loc[pruned["method"] == reference, "column"])

@@ -76,6 +76,16 @@ TABLES = (
         "Per dynamic baseline, over the [dynamic] columns it shares with SEVEN-dyn.",
     ),
     (
+        "proxy_ablation",
+        "ablation",
+        "SEVEN-pre against its own variants, paired by seed (Fig. 6: mask resurrection)",
+        "As for the baselines above, SEVEN-pre (pruned weights never return, the paper's default) against the same "
+        "method with one option changed: with mask resurrection (`pruner.resurrection=true`, FORCE-style: every "
+        "iteration scores the dense weights, so pruned weights may return). The paper reports resurrection makes "
+        "little difference at low sparsity and hurts at high sparsity. These rows are ablations, not baselines: "
+        "they do not enter the answer or the summary.",
+    ),
+    (
         "proxy_prune_profile",
         "profile",
         "Where each method prunes",
@@ -188,8 +198,13 @@ def _link(path: Path, start: Path) -> str:
 
 
 def _tables_of(view: ProxyView) -> list[tuple[str, str, str, str]]:
-    """TABLES, less SEVEN-dyn's while the study has no Table III columns."""
-    return [entry for entry in TABLES if not entry[1].endswith("_dyn") or view.missing_dyn or view.answer_dyn]
+    """TABLES, less SEVEN-dyn's while the study has no Table III columns and the ablation's while none ran."""
+    return [
+        entry
+        for entry in TABLES
+        if (not entry[1].endswith("_dyn") or view.missing_dyn or view.answer_dyn)
+        and (entry[1] != "ablation" or len(view.ablation))
+    ]
 
 
 def render_readme(
