@@ -183,7 +183,7 @@ def test_answer_for_a_mixed_case() -> None:
 def test_no_answer_but_what_is_missing_when_records_are_too_few(baselines: pd.DataFrame) -> None:
     only_reference = build_proxy(seeds("seven_pre", [0.7, 0.71]), baselines)
     assert only_reference.answer == []
-    assert any("no baseline records" in reason for reason in only_reference.missing)
+    assert any("no baseline records (e.g. pruner=random" in reason for reason in only_reference.missing)
     one_seed = build_proxy(seeds("seven_pre", [0.7]) + seeds("magnitude", [0.6]), baselines)
     assert one_seed.answer == []
     assert any("two seeds" in reason for reason in one_seed.missing)
@@ -481,6 +481,8 @@ def test_dynamic_methods_and_their_dense_budget_get_their_own_column(baselines: 
     assert view.significance_dyn.iloc[0]["SEVEN-dyn − method (mean)"] == "+3.00"
     assert view.answer_dyn[0].startswith("SEVEN-dyn's mean is above the baseline's in 1 of 1")
     assert {c.column for c in view.comparisons} == {"MRPC@50"}  # SEVEN-pre's stay in Table II's column
+    alone = build_proxy([r for r in records if r["spec"]["pruner"]["name"] != "platon"], baselines)
+    assert alone.missing_dyn == ["no baseline records (e.g. pruner=platon, movement, soft_movement)"]
     write_records(tmp_path, records)
     assert main(["--results-dir", str(tmp_path), "--proxy"]) == 0
     readme = (tmp_path / "README.md").read_text()

@@ -18,6 +18,8 @@ from seven_bench.tables.stats import PairedDifference, paired_difference, seeds_
 
 REFERENCE = "seven_pre"  # the method whose ordering over its baselines the study asks about
 DYNAMIC_REFERENCE = "seven_dyn"  # the same question for Table III's dynamic methods
+# Baselines to suggest when a reference has none yet: those of its own table.
+EXAMPLE_BASELINES = {REFERENCE: "random, magnitude, snip, grasp", DYNAMIC_REFERENCE: "platon, movement, soft_movement"}
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,8 @@ def missing_for_answer(cells: pd.DataFrame, found: Sequence[Comparison], referen
     if reference not in set(pruned["method"]):
         reasons.append(f"no {name} records (pruner={reference}): it is the method whose ordering is asked about")
     if pruned[~pruned["method"].map(lambda m: m == reference or is_variant_of(m, reference))].empty:
-        reasons.append("no baseline records (e.g. pruner=random, magnitude, snip, grasp)")
+        examples = EXAMPLE_BASELINES.get(reference, EXAMPLE_BASELINES[REFERENCE])
+        reasons.append(f"no baseline records (e.g. pruner={examples})")
     if not reasons and not found:
         with_reference = ", ".join(pruned.loc[pruned["method"] == reference, "column"])
         reasons.append(f"no baseline ran in a column where {name} ran ({with_reference})")
