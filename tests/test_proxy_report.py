@@ -155,7 +155,20 @@ def test_answer_for_a_clear_win() -> None:
     assert len(sentences) == 2
     assert "above the baseline's in 2 of 2" in sentences[0] and "better in 2, worse in 0" in sentences[0]
     assert "3 seeds" in sentences[0]
-    assert sentences[1].startswith("So on this stand-in SEVEN-pre's ordering over its baselines holds")
+    assert sentences[1] == (
+        "So on this stand-in SEVEN-pre's ordering over its baselines holds: every comparison is separated in its "
+        "favour."
+    )
+
+
+def test_answer_when_few_comparisons_separate_says_how_few() -> None:
+    sentences = answer([comparison([2, 3, 4], method="snip"), comparison([1, -2, 2]), comparison([-1, 2, -3], "gmp")])
+    assert "better in 1, worse in 0 and cannot separate 2" in sentences[0]
+    assert sentences[1] == (
+        "So on this stand-in the seeds separate SEVEN-pre from its baselines in 1 of 3 comparison(s), all in "
+        "its favour (SNIP (RTE@60)); the other 2 cannot be separated with 3 seeds (there SEVEN-pre's mean is ahead "
+        "in 1 of 2)."
+    )
 
 
 def test_answer_for_a_clear_loss() -> None:
@@ -234,7 +247,10 @@ def test_ranking_and_significance_from_records(baselines: pd.DataFrame) -> None:
     assert rte_magnitude["SEVEN-pre − method (mean)"] == "+3.00" and rte_magnitude["SEVEN-pre is"] == "better"
     assert set(significance["Method"]) == {"One-shot", "Random"}  # dense is no competitor
     assert view.summary.loc["One-shot", "Columns"] == 2
-    assert view.answer[1].startswith("So on this stand-in SEVEN-pre's ordering over its baselines holds")
+    assert view.answer[1].startswith("So on this stand-in the seeds separate SEVEN-pre from its baselines in 2 of 3")
+    assert view.answer[1].endswith(
+        "the other 1 cannot be separated with 2–3 seeds (there SEVEN-pre's mean is ahead in 1 of 1)."
+    )
     loss = build_proxy(study(loss=True), baselines)
     assert "mixed" in loss.answer[1] and "One-shot (RTE@60)" in loss.answer[1]
 

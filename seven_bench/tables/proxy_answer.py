@@ -148,20 +148,33 @@ def answer(found: Sequence[Comparison], reference: str = REFERENCE) -> list[str]
         f"cannot separate {unsure}."
     )
     losers = ", ".join(dict.fromkeys(f"{method_label(c.method)} ({c.column})" for c in worse))
+    winners = ", ".join(dict.fromkeys(f"{method_label(c.method)} ({c.column})" for c in better))
+    undecided = [c for c in found if c.difference.verdict not in ("better", "worse")]
+    # Where only some comparisons separate, say how few they are and which way the others lean: one separated
+    # comparison out of twenty must not read as a verdict on all of them.
+    rest = (
+        f"; the other {unsure} cannot be separated with {seeds} (there {name}'s mean is ahead in "
+        f"{sum(c.ahead for c in undecided)} of {unsure})"
+        if unsure
+        else ""
+    )
     if better and not worse:
         second = (
-            f"So on this stand-in {name}'s ordering over its baselines holds wherever the seeds can tell "
-            f"({len(better)} separated comparison(s), all in its favour)."
+            f"So on this stand-in {name}'s ordering over its baselines holds: every comparison is separated in "
+            "its favour."
+            if not unsure
+            else f"So on this stand-in the seeds separate {name} from its baselines in {len(better)} of "
+            f"{total} comparison(s), all in its favour ({winners}){rest}."
         )
     elif worse and not better:
         second = (
             f"So on this stand-in {name}'s ordering over its baselines does not hold: every separated "
-            f"comparison has the baseline ahead: {losers}."
+            f"comparison has the baseline ahead: {losers}{rest}."
         )
     elif better and worse:
         second = (
             f"So on this stand-in the ordering is mixed: {name} is separated as better in {len(better)} "
-            f"comparison(s) and as worse in {len(worse)}: {losers}."
+            f"comparison(s) ({winners}) and as worse in {len(worse)}: {losers}{rest}."
         )
     else:
         lean = (
