@@ -138,7 +138,8 @@ def answer(found: Sequence[Comparison], reference: str = REFERENCE) -> list[str]
     total, ahead = len(found), sum(c.ahead for c in found)
     better = [c for c in found if c.difference.verdict == "better"]
     worse = [c for c in found if c.difference.verdict == "worse"]
-    unsure = total - len(better) - len(worse)
+    undecided = [c for c in found if c.difference.verdict not in ("better", "worse")]
+    unsure = len(undecided)
     counts = sorted({c.difference.n for c in found})
     seeds = seeds_phrase(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]} seeds"
     first = (
@@ -149,7 +150,6 @@ def answer(found: Sequence[Comparison], reference: str = REFERENCE) -> list[str]
     )
     losers = ", ".join(dict.fromkeys(f"{method_label(c.method)} ({c.column})" for c in worse))
     winners = ", ".join(dict.fromkeys(f"{method_label(c.method)} ({c.column})" for c in better))
-    undecided = [c for c in found if c.difference.verdict not in ("better", "worse")]
     # Where only some comparisons separate, say how few they are and which way the others lean: one separated
     # comparison out of twenty must not read as a verdict on all of them.
     rest = (
