@@ -19,6 +19,7 @@ import torch
 from seven_bench.errors import UserError
 from seven_bench.tasks import TASKS, glue
 from seven_bench.tasks.glue_tsv import read_tsv
+from seven_bench.tasks.metrics import constant_prediction
 
 SHARED = Path(os.environ.get("SEVEN_BENCH_DATA") or "/work/shared/data")
 needs_shared = pytest.mark.skipif(
@@ -273,6 +274,9 @@ def test_load_pairs_collate(tokenizer: Any) -> None:
     }
     assert data.info["num_examples"] == {"train": 8, "dev": 4}
     assert data.info["reported_split"] == "dev"
+    dev_gold = [e["label"] for e in glue.read_glue("rte", "dev", SHARED)[:4]]
+    share = max(dev_gold.count(0), dev_gold.count(1)) / 4
+    assert data.info["constant_prediction"]["dev"]["accuracy"] == share
 
     batch = data.collate(list(data.train))
     lengths = [len(e["input_ids"]) for e in data.train]
@@ -291,6 +295,17 @@ def test_load_pairs_collate(tokenizer: Any) -> None:
 
     preds = batch["labels"].numpy()
     assert data.metric(preds, preds) == {"accuracy": 1.0}
+
+
+@needs_shared
+def test_mrpc_dev_constant_prediction_is_the_majority_class() -> None:
+    # MRPC's dev set: 279 of 408 pairs are paraphrases (label 1), so "always 1" scores 279/408 = 68.38%
+    # accuracy and F1 2*279/(279+408); the proxy report prints this floor beside the MRPC columns.
+    labels = np.array([e["label"] for e in glue.read_glue("mrpc", "dev", SHARED)])
+    assert (labels.size, int(labels.sum())) == (408, 279)
+    floor = constant_prediction("mrpc", labels, "accuracy")
+    assert floor["label"] == 1
+    assert floor["accuracy"] == pytest.approx(279 / 408) and floor["f1"] == pytest.approx(558 / 687)
 
 
 @needs_shared

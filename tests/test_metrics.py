@@ -9,6 +9,7 @@ import pytest
 
 from seven_bench.tasks.metrics import (
     accuracy,
+    constant_prediction,
     f1_binary,
     glue_metrics,
     matthews_corrcoef,
@@ -108,3 +109,18 @@ def test_bad_inputs_raise() -> None:
         accuracy(np.array([]), np.array([]))
     with pytest.raises(ValueError):
         glue_metrics("squad", SYM_PRED, SYM_GOLD)
+
+
+def test_constant_prediction_picks_the_best_single_label_by_hand() -> None:
+    # 3 of 5 labels are 1: all-1 scores accuracy 3/5, F1 2*3/(5+3) = 0.75; all-0 scores 2/5 and F1 0.
+    labels = np.array([1, 0, 1, 1, 0])
+    assert constant_prediction("mrpc", labels, "accuracy") == {"label": 1, "f1": 0.75, "accuracy": 0.6}
+    # CoLA: every constant has MCC 0, so the tie keeps the lower label.
+    assert constant_prediction("cola", labels, "mcc") == {"label": 0, "mcc": 0.0}
+    # A 3-class split where the majority is label 2.
+    assert constant_prediction("mnli", np.array([2, 2, 0, 1, 2]), "accuracy") == {"label": 2, "accuracy": 0.6}
+    # Regression: a constant has no correlation with anything (scored 0.0, not NaN).
+    scores = np.array([0.5, 4.0, 2.5], dtype=np.float32)
+    assert constant_prediction("stsb", scores, "pearson") == {"label": None, "pearson": 0.0, "spearman": 0.0}
+    with pytest.raises(ValueError, match="no examples"):
+        constant_prediction("mrpc", np.array([], dtype=np.int64), "accuracy")

@@ -235,6 +235,33 @@ def test_cells_put_ours_beside_the_papers_number(baselines: pd.DataFrame) -> Non
     assert cell["paper_table"] == "table2" and cell["seeds"] == "0;1;2"
 
 
+def test_constant_prediction_floor_is_a_footnote_beside_the_cells(baselines: pd.DataFrame) -> None:
+    floor = {"label": 1, "accuracy": 0.5271, "f1": 0.6903}
+    records = study()
+    for record in records[:4]:  # older records without the field are passed over
+        record["data_info"]["constant_prediction"] = {"dev": dict(floor)}
+    view = build_proxy(records, baselines)
+    line = (
+        "RTE (dev): predicting label 1 for every example scores accuracy 52.71, f1 69.03. A cell near this floor "
+        "learned little beyond the label prior."
+    )
+    assert view.footnotes[1:] == [line]
+    # Records on other data (a subsample) disagree: each value gets its own line, with its record count.
+    records[0]["data_info"]["constant_prediction"] = {"dev": {"label": 0, "accuracy": 0.6}}
+    lines = build_proxy(records, baselines).footnotes[1:]
+    assert lines == [
+        line.replace("RTE (dev)", "RTE (dev) (3 records)"),
+        "RTE (dev) (1 record): predicting label 0 for every example scores accuracy 60.00. A cell near this floor "
+        "learned little beyond the label prior.",
+    ]
+    stsb = make_record("seven_pre", 0.3, task="stsb")
+    stsb["data_info"]["constant_prediction"] = {"dev": {"label": None, "pearson": 0.0, "spearman": 0.0}}
+    assert build_proxy([stsb], baselines).footnotes == [
+        "STS-B (dev): predicting a constant for every example scores pearson 0.00, spearman 0.00. A cell near this "
+        "floor learned little beyond the label prior."
+    ]
+
+
 def test_ranking_and_significance_from_records(baselines: pd.DataFrame) -> None:
     view = build_proxy(study(), baselines)
     ranking = view.ranking.loc["RTE@60"]

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from seven_bench.tables.aggregate import RECORD_COLUMNS, record_row, usable
-from seven_bench.tables.keys import DYNAMIC, column_label, is_dense, method_label, run_variant
+from seven_bench.tables.keys import DYNAMIC, column_label, is_dense, method_label, run_variant, task_label
 from seven_bench.tables.layout import MISSING, format_cell
 from seven_bench.tables.proxy_answer import (
     DYNAMIC_REFERENCE,
@@ -326,6 +326,31 @@ def _footnotes(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _floors(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Per task and split, what a model that ignores its input scores (`data_info.constant_prediction`, written by
+    the data loader): the floor that tells a cell which learned the task from one that only learned the label
+    prior. Records that do not carry it (older runs) are passed over; records that disagree each get a line."""
+    found: dict[tuple[str, str, str], tuple[Mapping[str, Any], int]] = {}
+    for record in records:
+        info, metrics = record.get("data_info") or {}, record.get("metrics") or {}
+        split = str(metrics.get("reported_split"))
+        floor = (info.get("constant_prediction") or {}).get(split)
+        if record.get("status") == "ok" and floor:
+            key = (record["spec"]["task"]["name"], split, repr(sorted(floor.items())))
+            found[key] = (floor, found.get(key, (floor, 0))[1] + 1)
+    lines = []
+    for (task, split, _), (floor, count) in sorted(found.items(), key=lambda item: (item[0][:2], -item[1][1])):
+        scores = ", ".join(f"{name} {100 * value:.2f}" for name, value in floor.items() if name != "label")
+        what = "a constant" if floor.get("label") is None else f"label {floor['label']}"
+        disagree = sum(1 for key in found if key[:2] == (task, split)) > 1
+        many = f" ({count} record{'s' if count > 1 else ''})" if disagree else ""
+        lines.append(
+            f"{task_label(task)} ({split}){many}: predicting {what} for every example scores {scores}. A cell near "
+            "this floor learned little beyond the label prior."
+        )
+    return lines
+
+
 def _notes(cells: pd.DataFrame) -> list[str]:
     return [
         f"{cell['column']}, {cell['label']}: mixes {cell['configs']} configurations (runs differing in more than "
@@ -349,7 +374,7 @@ def build_proxy(records: Iterable[Mapping[str, Any]], baselines: pd.DataFrame) -
         comparisons=found,
         answer=answer(found),
         missing=missing_for_answer(cells, found),
-        footnotes=_footnotes(frame, cells),
+        footnotes=_footnotes(frame, cells) + _floors(records),
         notes=_notes(cells),
         profile=profile_table(records, cells),
         ablation=significance_table(comparisons(cells, values, ablations=True)),

@@ -27,7 +27,7 @@ from seven_bench.errors import UserError
 from seven_bench.sources import DATA_ENV, fingerprint_files, hub_reachable
 from seven_bench.tasks.base import TASKS, TaskData, TaskEntry, TaskInfo
 from seven_bench.tasks.glue_tsv import DEV, TRAIN, EvalSplit, GlueSpec, read_tsv  # noqa: F401
-from seven_bench.tasks.metrics import glue_metrics
+from seven_bench.tasks.metrics import constant_prediction, glue_metrics
 
 HUB_ID = "nyu-mll/glue"
 _NLI = ("entailment", "not_entailment")
@@ -314,6 +314,11 @@ def load(task: str, cfg: Mapping[str, Any], root: Path | None, bundle: Any) -> T
             "reported_metric": spec.reported_metric,
             "reported_split": spec.reported_split,
             "files": fingerprint_files(local_files(task, cfg, root), root),
+            "constant_prediction": {
+                s.name: constant_prediction(task, np.array([f["labels"] for f in feats[s.name]]), spec.reported_metric)
+                for s in spec.eval_splits
+                if feats[s.name]
+            },
             "warnings": warnings,
         },
     )

@@ -8,6 +8,8 @@ so a collapsed pruned model reads as "no signal" in the tables instead of poison
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy import stats
 from sklearn import metrics as skm
@@ -69,3 +71,23 @@ def glue_metrics(task: str, preds: np.ndarray, labels: np.ndarray) -> dict[str, 
     if task in ("sst2", "mnli", "qnli", "rte", "wnli"):
         return {"accuracy": accuracy(preds, labels)}
     raise ValueError(f"no GLUE metrics for task '{task}'")
+
+
+def constant_prediction(task: str, labels: np.ndarray, reported_metric: str) -> dict[str, Any]:
+    """The best score a model that ignores its input can get on a split: one prediction for every example.
+
+    Classification tries each label and keeps the one with the highest `reported_metric` (MRPC's dev: label 1,
+    accuracy 68.4); regression predicts the label mean, whose correlations are undefined and scored 0.0 as above.
+    The tables set a pruned cell beside this floor: near it, fine-tuning learned only the label prior.
+    """
+    y = np.asarray(labels).reshape(-1)
+    if y.size == 0:
+        raise ValueError("no examples to score")
+    if np.issubdtype(y.dtype, np.floating):
+        return {"label": None, **glue_metrics(task, np.full(y.shape, float(y.mean())), y)}
+    best: dict[str, Any] = {}
+    for label in sorted(int(c) for c in np.unique(y)):  # ascending: a tie keeps the lower label
+        scores = glue_metrics(task, np.full(y.shape, label), y)
+        if not best or scores[reported_metric] > best[reported_metric]:
+            best = {"label": label, **scores}
+    return best
