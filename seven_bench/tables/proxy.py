@@ -10,6 +10,7 @@ orderings of methods are compared.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -330,20 +331,20 @@ def _floors(records: Sequence[Mapping[str, Any]]) -> list[str]:
     """Per task and split, what a model that ignores its input scores (`data_info.constant_prediction`, written by
     the data loader): the floor that tells a cell which learned the task from one that only learned the label
     prior. Records that do not carry it (older runs) are passed over; records that disagree each get a line."""
-    found: dict[tuple[str, str, str], tuple[Mapping[str, Any], int]] = {}
+    found: Counter[tuple[str, str, tuple[tuple[str, Any], ...]]] = Counter()
     for record in records:
         info, metrics = record.get("data_info") or {}, record.get("metrics") or {}
         split = str(metrics.get("reported_split"))
         floor = (info.get("constant_prediction") or {}).get(split)
         if record.get("status") == "ok" and floor:
-            key = (record["spec"]["task"]["name"], split, repr(sorted(floor.items())))
-            found[key] = (floor, found.get(key, (floor, 0))[1] + 1)
+            found[(record["spec"]["task"]["name"], split, tuple(floor.items()))] += 1
+    values_per_split = Counter(key[:2] for key in found)
     lines = []
-    for (task, split, _), (floor, count) in sorted(found.items(), key=lambda item: (item[0][:2], -item[1][1])):
+    for (task, split, items), count in sorted(found.items(), key=lambda item: (item[0][:2], -item[1])):
+        floor = dict(items)
         scores = ", ".join(f"{name} {100 * value:.2f}" for name, value in floor.items() if name != "label")
         what = "a constant" if floor.get("label") is None else f"label {floor['label']}"
-        disagree = sum(1 for key in found if key[:2] == (task, split)) > 1
-        many = f" ({count} record{'s' if count > 1 else ''})" if disagree else ""
+        many = f" ({count} record{'s' if count > 1 else ''})" if values_per_split[(task, split)] > 1 else ""
         lines.append(
             f"{task_label(task)} ({split}){many}: predicting {what} for every example scores {scores}. A cell near "
             "this floor learned little beyond the label prior."
