@@ -337,7 +337,9 @@ def _floors(records: Sequence[Mapping[str, Any]]) -> list[str]:
         split = str(metrics.get("reported_split"))
         floor = (info.get("constant_prediction") or {}).get(split)
         if record.get("status") == "ok" and floor:
-            found[(record["spec"]["task"]["name"], split, tuple(floor.items()))] += 1
+            # The metric the tables report comes first, so the floor reads beside the cells it bounds.
+            items = sorted(floor.items(), key=lambda item: item[0] != metrics.get("reported_metric"))
+            found[(record["spec"]["task"]["name"], split, tuple(items))] += 1
     values_per_split = Counter(key[:2] for key in found)
     lines = []
     for (task, split, items), count in sorted(found.items(), key=lambda item: (item[0][:2], -item[1])):
