@@ -47,7 +47,8 @@ PROXY_SWEEPS = \
 	"+experiment=proxy_table2 seed=0,1,2" \
 	"+experiment=proxy_table3 seed=0,1,2" \
 	"+experiment=proxy_curve" \
-	"+experiment=proxy_curve pruner=seven_pre pruner.resurrection=true sparsity=0.5,0.7"
+	"+experiment=proxy_curve pruner=seven_pre pruner.resurrection=true sparsity=0.5,0.7" \
+	"+experiment=proxy_table3 trainer.recipe=own pruner=seven_dyn,platon,movement,soft_movement seed=0,1,2"
 proxy: install
 	@for sweep in $(PROXY_SWEEPS); do echo "== $$sweep"; $(PROXY) $$sweep || exit 1; done
 

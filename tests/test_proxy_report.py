@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from seven_bench.tables import default_baselines_dir, load_baselines, main
+from seven_bench.tables.keys import run_variant
 from seven_bench.tables.plots import epoch_trajectories, plot_epoch_trajectories
 from seven_bench.tables.proxy import DAGGER, Comparison, answer, build_proxy, missing_for_answer, proxy_frame
 from seven_bench.tables.prune_profile import weight_role
@@ -533,6 +534,52 @@ def test_dynamic_methods_and_their_dense_budget_get_their_own_column(baselines: 
     assert "Table III (dynamic pruning, SEVEN-dyn's recipe): SEVEN-dyn's mean is above" in readme
     assert "## SEVEN-dyn against each method, paired by seed (Table III's columns)" in readme
     assert (tmp_path / "tables" / "proxy_significance_dynamic.tex").stat().st_size > 0
+
+
+def test_dynamic_baselines_on_their_own_recipe_get_a_column_beside_seven_dyn(
+    baselines: pd.DataFrame, tmp_path: Path
+) -> None:
+    """`trainer.recipe=own`: PLATON on its Adamax recipe is not averaged into the same-budget [dynamic] column;
+    it gets "[dynamic, own recipe]", where SEVEN-dyn's runs on its own recipe (the same-budget one) stand too."""
+
+    def runs(pruner: str, values: list[float], recipe: str) -> list[dict[str, Any]]:
+        records = seeds(pruner, values, task="mrpc", sparsity=0.5)
+        for record in records:
+            record["spec"]["trainer"]["recipe"] = recipe
+            record["spec"]["pruner"]["timing"] = "dyn"
+            record["cell_hash"] = recipe[:3] + record["cell_hash"][3:]
+        return records
+
+    records = (
+        runs("seven_dyn", [0.78, 0.79], "seven_dyn")
+        + runs("platon", [0.75, 0.76], "seven_dyn")
+        + runs("platon", [0.80, 0.77], "platon")  # its own paper's recipe
+        + runs("movement", [0.70], "seven_dyn+overrides")  # the same-budget recipe, lr changed: another column
+    )
+    assert [run_variant(r) for r in records[3:]] == ["dynamic", "dynamic, own recipe", "dynamic, own recipe", "dynamic"]
+    view = build_proxy(records, baselines)
+    cells = view.cells.set_index(["column", "method"])
+    assert cells.loc[("MRPC@50 [dynamic]", "platon"), "mean"] == pytest.approx(75.5)
+    assert cells.loc[("MRPC@50 [dynamic, own recipe]", "platon"), "mean"] == pytest.approx(78.5)
+    assert cells.loc[("MRPC@50 [dynamic, own recipe]", "seven_dyn"), "mean"] == pytest.approx(78.5)
+    assert ("MRPC@50 [dynamic, own recipe]", "movement") not in cells.index
+    # SEVEN-dyn minus PLATON, paired by seed: +3, +3 on the same budget; -2, +2 against PLATON's own recipe
+    found = {(c.column, c.method): c for c in view.comparisons_dyn}
+    assert set(found) == {
+        ("MRPC@50 [dynamic]", "platon"),
+        ("MRPC@50 [dynamic]", "movement"),
+        ("MRPC@50 [dynamic, own recipe]", "platon"),
+    }
+    assert (
+        view.significance_dyn.set_index("Method", append=True).loc[
+            ("MRPC@50 [dynamic, own recipe]", "PLATON"), "SEVEN-dyn − method (mean)"
+        ]
+        == "+0.00"
+    )
+    write_records(tmp_path, records)
+    assert main(["--results-dir", str(tmp_path), "--proxy"]) == 0
+    readme = (tmp_path / "README.md").read_text()
+    assert "Table III (dynamic pruning, SEVEN-dyn's recipe and the baselines' own): " in readme
 
 
 def test_resurrection_ablation_is_its_own_row_and_not_a_baseline(baselines: pd.DataFrame, tmp_path: Path) -> None:

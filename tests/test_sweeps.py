@@ -423,6 +423,33 @@ def test_proxy_sweeps_compose_on_the_stand_in(hydra_conf: None, experiment: str)
     assert {c.task.name for c in cfgs} <= {"stsb", "mrpc"}
 
 
+def test_proxy_table3_own_recipe_sweep_runs_each_method_on_its_papers_recipe(hydra_conf: None) -> None:
+    """The Makefile's own-recipe Table III sweep: the baselines get their own papers' trainers (PLATON's Adamax
+    at batch 8, movement's 3e-5 with warm-up), and SEVEN-dyn, whose own recipe is the same-budget one, is the very
+    cell of the same-budget sweep (same hash), so it is never run twice."""
+    from seven_bench.spec import build_spec
+
+    def specs(overrides: list[str]) -> dict[str, Any]:
+        found = {}
+        for job in sweep_jobs(overrides):
+            spec = build_spec(compose("config", overrides=job))
+            found[spec.pruner["name"]] = spec
+        return found
+
+    own = specs(["+experiment=proxy_table3", "trainer.recipe=own", "pruner=seven_dyn,platon,movement,soft_movement"])
+    same = specs(["+experiment=proxy_table3"])
+    assert {name: spec.trainer["recipe"] for name, spec in own.items()} == {
+        "seven_dyn": "seven_dyn",
+        "platon": "platon",
+        "movement": "movement",
+        "soft_movement": "soft_movement",
+    }
+    assert (own["platon"].trainer["optimizer"], own["platon"].trainer["batch_size"]) == ("adamax", 8)
+    assert (own["movement"].trainer["lr"], own["movement"].trainer["warmup_steps"]) == (3e-5, 300)
+    assert own["seven_dyn"].cell_hash == same["seven_dyn"].cell_hash
+    assert own["platon"].cell_hash != same["platon"].cell_hash
+
+
 def test_proxy_table2_sweeps_every_method_the_paper_prints_for_its_columns(hydra_conf: None) -> None:
     baselines = load_baselines(default_baselines_dir())
     table2 = baselines[(baselines.table == "table2") & baselines.task.isin(["stsb", "mrpc"])]

@@ -219,18 +219,25 @@ def column_label(task: str, sparsity_pct: float) -> str:
 
 POOLER_PRUNED = "pooler pruned"
 DYNAMIC = "dynamic"
+DYNAMIC_RECIPE = "seven_dyn"  # Table III's same-budget recipe: SEVEN-dyn's, for every dynamic method
+OWN_RECIPE = "own recipe"
 
 
 def run_variant(record: Mapping[str, Any]) -> str:
     """The setup a pruned record ran, as a column suffix, so that runs of different setups never share a
     column: "" for the proxy study's own (pre-pruning, pooler kept dense), "pooler pruned" for
     `model.prune_pooler=true` (the paper's prunable set, which the scan also sweeps), "dynamic" for Table III's
-    dynamic pruning (another recipe and budget), joined with ", ". Dense records get theirs from the runs
-    they are the reference of (seven_bench.tables.proxy.proxy_frame)."""
+    dynamic pruning on SEVEN-dyn's recipe (another recipe and budget), "dynamic, own recipe" for a dynamic
+    baseline on its own paper's recipe (`trainer.recipe=own`: PLATON's Adamax, movement's 3e-5 with warm-up;
+    another "X recipe" for any other), joined with ", ". Dense records get theirs from the runs they are the
+    reference of (seven_bench.tables.proxy.proxy_frame)."""
     spec = record.get("spec") or {}
     parts = []
     if (spec.get("model") or {}).get("prune_pooler") is True:
         parts.append(POOLER_PRUNED)
     if design_tables(record) == ["table3"]:  # not gmp: the paper's "Progressive" is a Table II row
         parts.append(DYNAMIC)
+        recipe = str((spec.get("trainer") or {}).get("recipe") or DYNAMIC_RECIPE).split("+")[0]
+        if recipe != DYNAMIC_RECIPE:
+            parts.append(OWN_RECIPE if recipe == (spec.get("pruner") or {}).get("name") else f"{recipe} recipe")
     return ", ".join(parts)

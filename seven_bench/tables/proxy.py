@@ -17,7 +17,16 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from seven_bench.tables.aggregate import RECORD_COLUMNS, record_row, usable
-from seven_bench.tables.keys import DYNAMIC, column_label, is_dense, method_label, run_variant, task_label
+from seven_bench.tables.keys import (
+    DYNAMIC,
+    DYNAMIC_RECIPE,
+    OWN_RECIPE,
+    column_label,
+    is_dense,
+    method_label,
+    run_variant,
+    task_label,
+)
 from seven_bench.tables.layout import MISSING, format_cell
 from seven_bench.tables.proxy_answer import (
     DYNAMIC_REFERENCE,
@@ -81,6 +90,8 @@ def proxy_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     A dense run is the reference of the pruned runs of its model and task that ran its recipe, so it appears
     once per variant of those (the 3-epoch dense run beside Table II's methods, with the pooler pruned or not;
     a 10-epoch one beside the dynamic methods); a dense run whose recipe no pruned run shares is left out.
+    SEVEN-dyn's own recipe is the same-budget one, so its runs there also stand in the columns where the
+    dynamic baselines ran their own papers' recipes ("dynamic, own recipe").
     """
     rows = [
         {
@@ -96,14 +107,22 @@ def proxy_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         frame[column] = pd.to_numeric(frame[column])
     ok = usable(frame)
     dense = ok["method"].map(is_dense).astype(bool)
-    served = ok[~dense].groupby(["model", "task", "recipe"])["variant"].agg(lambda v: sorted(set(v)))
+    pruned = ok[~dense]
+    served = pruned.groupby(["model", "task", "recipe"])["variant"].agg(lambda v: sorted(set(v)))
     runs, variants = [], []
     for index, run in ok[dense].iterrows():
         for variant in served.get((run["model"], run["task"], run["recipe"]), []):
             runs.append(index)
             variants.append(variant)
+    own = pruned["variant"].str.endswith(f"{DYNAMIC}, {OWN_RECIPE}")
+    own_columns = set(pruned.loc[own, ["model", "task", "variant"]].itertuples(index=False, name=None))
+    on_own_recipe = (ok["method"] == DYNAMIC_REFERENCE) & (ok["recipe"] == DYNAMIC_RECIPE)
+    for index, run in ok[on_own_recipe].iterrows():
+        if (run["model"], run["task"], f"{run['variant']}, {OWN_RECIPE}") in own_columns:
+            runs.append(index)
+            variants.append(f"{run['variant']}, {OWN_RECIPE}")
     references = ok.loc[runs].assign(variant=variants)
-    return pd.concat([ok[~dense], references]).sort_index(kind="stable")
+    return pd.concat([pruned, references]).sort_index(kind="stable")
 
 
 def _paper_lookup(baselines: pd.DataFrame) -> dict[tuple[str, str, float, str], list[tuple[str, float]]]:

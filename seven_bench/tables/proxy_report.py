@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from seven_bench.tables.aggregate import records_frame
-from seven_bench.tables.keys import column_label, is_dense, method_key, method_label, task_label
+from seven_bench.tables.keys import OWN_RECIPE, column_label, is_dense, method_key, method_label, task_label
 from seven_bench.tables.layout import MISSING
 from seven_bench.tables.plots import plot_epoch_trajectories, plot_proxy_curves
 from seven_bench.tables.proxy import (
@@ -67,13 +67,15 @@ TABLES = (
         "proxy_significance_dynamic",
         "significance_dyn",
         "SEVEN-dyn against each method, paired by seed (Table III's columns)",
-        "As for SEVEN-pre above, in the columns of dynamic pruning on SEVEN-dyn's recipe (marked [dynamic]).",
+        "As for SEVEN-pre above, in the columns of dynamic pruning: [dynamic], every method on SEVEN-dyn's recipe "
+        "(the same budget); [dynamic, own recipe], each baseline on its own paper's recipe beside SEVEN-dyn on "
+        "its own.",
     ),
     (
         "proxy_summary_dynamic",
         "summary_dyn",
         "SEVEN-dyn against each baseline, over the columns",
-        "Per dynamic baseline, over the [dynamic] columns it shares with SEVEN-dyn.",
+        "Per dynamic baseline, over the [dynamic] columns it shares with SEVEN-dyn (own-recipe ones included).",
     ),
     (
         "proxy_ablation",
@@ -232,7 +234,10 @@ def render_readme(
     else:
         parts.append("No answer yet; missing:\n\n" + "\n".join(f"- {reason}" for reason in view.missing) + "\n")
     if view.answer_dyn:
-        parts.append("Table III (dynamic pruning, SEVEN-dyn's recipe): " + " ".join(view.answer_dyn) + "\n")
+        recipes = "SEVEN-dyn's recipe" + (
+            " and the baselines' own" if any(OWN_RECIPE in c.column for c in view.comparisons_dyn) else ""
+        )
+        parts.append(f"Table III (dynamic pruning, {recipes}): " + " ".join(view.answer_dyn) + "\n")
     elif view.missing_dyn:
         parts.append(
             "Table III (dynamic pruning): no answer yet; missing:\n\n"
