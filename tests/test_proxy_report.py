@@ -146,6 +146,10 @@ def test_verdict_wording() -> None:
     assert verdict(math.nan, math.nan, 1) == "cannot separate with 1 seed"
     single = paired_difference({0: 80.0}, {0: 70.0})
     assert single.mean == 10.0 and single.verdict == "cannot separate with 1 seed"
+    # MRPC's 408 examples: 70.83 - 69.12 and 70.59 - 68.87 are both +7/408; equal differences give no interval
+    equal = paired_difference({0: 289 / 4.08, 1: 288 / 4.08}, {0: 282 / 4.08, 1: 281 / 4.08})
+    assert equal.mean == pytest.approx(700 / 408) and math.isnan(equal.low) and math.isnan(equal.high)
+    assert (equal.ahead, equal.verdict) == (2, "cannot separate with 2 seeds")
 
 
 # ---------------------------------------------------------------------------- the answer

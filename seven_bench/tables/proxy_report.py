@@ -54,7 +54,8 @@ TABLES = (
         "Per column, SEVEN-pre − method on each seed both ran (paired by seed): on how many seeds SEVEN-pre is "
         "ahead / behind, the mean and its 95% t interval "
         '(scipy.stats.t, n − 1 degrees of freedom). "better"/"worse": SEVEN-pre\'s interval lies above/below 0; '
-        'an interval containing 0, or fewer than 2 paired seeds, is "cannot separate with n seeds".',
+        "an interval containing 0, fewer than 2 paired seeds, or equal differences on every seed (no spread, so no "
+        'interval: "–") is "cannot separate with n seeds".',
     ),
     (
         "proxy_summary",

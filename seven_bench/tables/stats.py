@@ -94,6 +94,10 @@ def paired_difference(reference: Mapping[int, float], other: Mapping[int, float]
     if len(diffs) < 2:
         return PairedDifference(seeds, mean, math.nan, math.nan, **signs)
     std = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
+    if std <= 1e-9 * max(1.0, abs(mean)):
+        # Equal differences (accuracy counts examples, so two seeds can differ by the same 7 of 408) have no
+        # spread: the t interval would have zero width and call any such pair separated. That is no evidence.
+        return PairedDifference(seeds, mean, math.nan, math.nan, **signs)
     half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(diffs) - 1)) * std / math.sqrt(len(diffs))
     return PairedDifference(seeds, mean, mean - half, mean + half, **signs)
 
@@ -104,7 +108,7 @@ def seeds_phrase(n: int) -> str:
 
 def verdict(low: float, high: float, n: int) -> str:
     """``better`` or ``worse`` when the interval of ``reference − other`` lies above or below 0, else
-    ``cannot separate with n seeds`` (also for fewer than two seeds, which give no interval)."""
+    ``cannot separate with n seeds`` (also when there is no interval: fewer than two seeds, or equal differences)."""
     if n < 2 or math.isnan(low) or math.isnan(high) or low <= 0.0 <= high:
         return f"cannot separate with {seeds_phrase(n)}"
     return "better" if low > 0.0 else "worse"
