@@ -350,6 +350,7 @@ def test_proxy_command_writes_tables_plots_and_readme(tmp_path: Path, capsys: py
     assert "(plots/proxy_curve_minilm_rte.png)" in readme
     assert "Failed record" in readme and "SEVEN-pre's mean is above the baseline's in 3 of 3" in readme
     assert not (results / "tables" / "table2.md").exists()  # the paper's tables are not the proxy's
+    assert "with the final mask" not in readme  # no record evaluates that way
 
 
 def test_proxy_readme_says_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -580,10 +581,13 @@ def test_dynamic_baselines_on_their_own_recipe_get_a_column_beside_seven_dyn(
         ]
         == "+0.00"
     )
+    records[-1]["pruner"] = {"eval_uses_final_value": True}  # as movement.py's summary says of its evaluation
     write_records(tmp_path, records)
     assert main(["--results-dir", str(tmp_path), "--proxy"]) == 0
     readme = (tmp_path / "README.md").read_text()
     assert "Table III (dynamic pruning, SEVEN-dyn's recipe and the baselines' own): " in readme
+    assert " Movement evaluates every epoch with the final mask (" in readme
+    assert "PLATON evaluate" not in readme and "SEVEN-dyn evaluate" not in readme
 
 
 def test_resurrection_ablation_is_its_own_row_and_not_a_baseline(baselines: pd.DataFrame, tmp_path: Path) -> None:

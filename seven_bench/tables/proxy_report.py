@@ -196,6 +196,29 @@ def _failures(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def _final_mask_note(records: Sequence[Mapping[str, Any]]) -> str:
+    """Why a learned-score method's early epochs can sit far below the others' in `proxy_epochs_*`: its records
+    say (`pruner.eval_uses_final_value`) that every evaluation used the schedule's final mask, as the original's
+    `evaluate()` does, while the other methods are evaluated with the mask of that step. Before the schedule
+    ends, the two kinds of curve are at different sparsities; a reader must not take the gap for a failure."""
+    methods = sorted(
+        {
+            method_label(method_key(record))
+            for record in records
+            if record.get("status") == "ok" and (record.get("pruner") or {}).get("eval_uses_final_value") is True
+        }
+    )
+    if not methods:
+        return ""
+    return (
+        f" {' and '.join([', '.join(methods[:-1]), methods[-1]] if len(methods) > 1 else methods)} "
+        f"evaluate{'s' if len(methods) == 1 else ''} every epoch with the final mask (the "
+        "schedule's final value, as the original's `evaluate()` does; `pruner.eval_uses_final_value` in the "
+        "record), the other methods with the mask of that step, so until the pruning schedule ends their "
+        "per-epoch values are at different sparsities."
+    )
+
+
 def _link(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
 
@@ -257,7 +280,9 @@ def render_readme(
     parts.append(
         "## Plots\n\n`proxy_curve_*`: the reported metric against sparsity, one line per method (mean ± std over "
         "seeds). `proxy_epochs_*`: per column, the dev metric after each epoch (thin lines: seeds; bold: their "
-        "mean), which tells a method still climbing when its recipe ends from one that has converged.\n"
+        "mean), which tells a method still climbing when its recipe ends from one that has converged."
+        + _final_mask_note(records)
+        + "\n"
     )
     pngs = [path for path in plots if path.suffix == ".png"]
     links = [
