@@ -210,9 +210,9 @@ def _final_mask_note(records: Sequence[Mapping[str, Any]]) -> str:
     )
     if not methods:
         return ""
+    names = ", ".join(methods[:-1]) + " and " + methods[-1] if len(methods) > 1 else methods[0]
     return (
-        f" {' and '.join([', '.join(methods[:-1]), methods[-1]] if len(methods) > 1 else methods)} "
-        f"evaluate{'s' if len(methods) == 1 else ''} every epoch with the final mask (the "
+        f" {names} evaluate{'s' if len(methods) == 1 else ''} every epoch with the final mask (the "
         "schedule's final value, as the original's `evaluate()` does; `pruner.eval_uses_final_value` in the "
         "record), the other methods with the mask of that step, so until the pruning schedule ends their "
         "per-epoch values are at different sparsities."
