@@ -588,6 +588,7 @@ def test_dynamic_baselines_on_their_own_recipe_get_a_column_beside_seven_dyn(
     assert "Table III (dynamic pruning, SEVEN-dyn's recipe and the baselines' own): " in readme
     assert " Movement evaluates every epoch with the final mask (" in readme
     assert "PLATON evaluate" not in readme and "SEVEN-dyn evaluate" not in readme
+    assert "(plots/proxy_epochs_minilm_mrpc_50_dynamic-own-recipe.png)" in readme  # a slug: no comma, no space
 
 
 def test_resurrection_ablation_is_its_own_row_and_not_a_baseline(baselines: pd.DataFrame, tmp_path: Path) -> None:

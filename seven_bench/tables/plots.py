@@ -3,6 +3,7 @@ needs a display nor changes the caller's matplotlib backend."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -127,7 +128,10 @@ def plot_schedules(records: Sequence[dict[str, Any]], plots_dir: Path) -> list[P
 
 
 def _file_tag(variant: str) -> str:
-    return f"_{variant.replace(' ', '-')}" if variant else ""
+    """A column's variant as a file-name suffix: "dynamic, own recipe" -> "_dynamic-own-recipe", so names carry
+    no commas or spaces that shells and Markdown links trip over."""
+    slug = re.sub(r"[^0-9A-Za-z]+", "-", variant).strip("-")
+    return f"_{slug}" if slug else ""
 
 
 def plot_proxy_curves(frame: pd.DataFrame, plots_dir: Path, model_names: Mapping[str, str] | None = None) -> list[Path]:
