@@ -18,8 +18,17 @@ import pytest
 from seven_bench.tables import default_baselines_dir, load_baselines, main
 from seven_bench.tables.keys import run_variant
 from seven_bench.tables.plots import epoch_trajectories, plot_epoch_trajectories
-from seven_bench.tables.proxy import DAGGER, Comparison, answer, build_proxy, missing_for_answer, proxy_frame
+from seven_bench.tables.proxy import (
+    DAGGER,
+    OFF_TARGET,
+    Comparison,
+    answer,
+    build_proxy,
+    missing_for_answer,
+    proxy_frame,
+)
 from seven_bench.tables.prune_profile import weight_role
+from seven_bench.tables.render import latex_escape
 from seven_bench.tables.stats import mean_tau, paired_difference, rank_agreement, verdict
 
 T_975_2 = 4.302652729911275  # t quantile, 2 degrees of freedom (tables of Student's t)
@@ -238,6 +247,24 @@ def test_cells_put_ours_beside_the_papers_number(baselines: pd.DataFrame) -> Non
     assert view.footnotes[0].startswith(f"{DAGGER} RTE@60, Random: 3 of 3 record(s) report layer collapse")
     cell = view.cells.set_index(["column", "method"]).loc[("RTE@60", "seven_pre")]
     assert cell["paper_table"] == "table2" and cell["seeds"] == "0;1;2"
+
+
+def test_a_cell_that_missed_its_sparsity_gets_a_double_dagger_and_its_seeds(baselines: pd.DataFrame) -> None:
+    records = study()
+    for record, achieved in zip((r for r in records if r["spec"]["pruner"]["name"] == "magnitude"), (0.63, 0.64, 0.6)):
+        record["sparsity"]["achieved"] = achieved  # RTE@60: 63, 64, 60 -> mean 62.33, 2.33 points off
+    for record in (r for r in records if r["spec"]["pruner"]["name"] == "seven_pre"):
+        record["sparsity"]["achieved"] = record["sparsity"]["target"] - 0.004  # 0.4 points: within tolerance
+    view = build_proxy(records, baselines)
+    assert view.versus.loc["One-shot", "RTE@60"] == f"70.00 ± 0.00 (3){OFF_TARGET} vs 62.90"
+    assert view.versus.loc["SEVEN-pre", "RTE@60"] == "73.00 ± 1.00 (3) vs 70.50"
+    assert view.versus.loc["Random", "RTE@60"].startswith(f"51.00 ± 1.00 (3){DAGGER} ")
+    assert view.footnotes[1] == (
+        f"{OFF_TARGET} RTE@60, One-shot: its records end at 62.33% sparsity on average (seed 0: 63.00%, "
+        "seed 1: 64.00%, seed 2: 60.00%), not the column's 60%: it is sparser than the column's other cells."
+    )
+    assert len(view.footnotes) == 2
+    assert "$^\\ddagger$" in latex_escape(view.versus.loc["One-shot", "RTE@60"])
 
 
 def test_constant_prediction_floor_is_a_footnote_beside_the_cells(baselines: pd.DataFrame) -> None:

@@ -27,7 +27,7 @@ from seven_bench.tables.keys import (
     run_variant,
     task_label,
 )
-from seven_bench.tables.layout import MISSING, format_cell
+from seven_bench.tables.layout import MISSING, SPARSITY_TOLERANCE_PCT, format_cell
 from seven_bench.tables.proxy_answer import (
     DYNAMIC_REFERENCE,
     Comparison,
@@ -43,6 +43,7 @@ from seven_bench.tables.stats import Agreement, mean_tau, rank_agreement
 
 COLLAPSE = "layer collapse"  # the phrase of seven_bench.pruning.base.collapse_warnings
 DAGGER = "†"
+OFF_TARGET = "‡"  # the cell's records end at another sparsity than its column's (layout.SPARSITY_TOLERANCE_PCT)
 NOT_A_PAPER_COLUMN = "not a paper column"
 PAPER_MODEL_OF = {"minilm": "bert", "tiny_bert": "bert", "tiny_clip": "clip"}
 PAPER_MODEL_NAMES = {"bert": "BERT-base", "clip": "CLIP ViT-B/32"}
@@ -63,6 +64,7 @@ CELL_COLUMNS = [
     "seeds",
     "records",
     "collapsed",
+    "achieved_pct",
     "configs",
     "paper",
     "paper_table",
@@ -167,6 +169,7 @@ def _cell(runs: pd.DataFrame, published: list[tuple[str, float]]) -> dict[str, A
         "seeds": ";".join(str(int(seed)) for seed in per_seed.index),
         "records": len(runs),
         "collapsed": int((runs["collapse"] != "").sum()),
+        "achieved_pct": 100 * runs["sparsity_achieved"].mean(),
         "configs": runs["config_id"].nunique(),
         "paper": paper,
         "paper_table": table,
@@ -227,9 +230,19 @@ def proxy_cells(frame: pd.DataFrame, baselines: pd.DataFrame) -> tuple[pd.DataFr
     return pd.DataFrame(rows, columns=CELL_COLUMNS), values
 
 
+def off_target(cell: Mapping[str, Any]) -> bool:
+    """Whether a pruned cell's records end, on average, further from its column's sparsity than the paper tables
+    tolerate: Soft-Movement sets its sparsity only through a threshold, so its cell may sit at another sparsity
+    than its neighbours, and a reader comparing them must know."""
+    gap = abs(cell["achieved_pct"] - cell["sparsity_pct"])
+    return not is_dense(cell["method"]) and bool(gap > SPARSITY_TOLERANCE_PCT)
+
+
 def ours_text(cell: Mapping[str, Any]) -> str:
-    """``mean ± std (n)``, with a dagger when a record of the cell reports layer collapse."""
-    return format_cell(cell["mean"], cell["std"], cell["n"]) + (DAGGER if cell["collapsed"] else "")
+    """``mean ± std (n)``, with a dagger when a record of the cell reports layer collapse and a double dagger
+    when its records missed the column's sparsity."""
+    marks = (DAGGER if cell["collapsed"] else "") + (OFF_TARGET if off_target(cell) else "")
+    return format_cell(cell["mean"], cell["std"], cell["n"]) + marks
 
 
 def versus_table(cells: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
@@ -325,23 +338,37 @@ class ProxyView:
     ablation: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
+def _cell_runs(frame: pd.DataFrame, cell: Mapping[str, Any]) -> pd.DataFrame:
+    """The records behind one cell (a dense row's runs sit at sparsity 0)."""
+    at = 0.0 if is_dense(cell["method"]) else cell["sparsity_pct"]
+    return frame[
+        (frame["model"] == cell["model"])
+        & (frame["variant"] == cell["variant"])
+        & (frame["task"] == cell["task"])
+        & (frame["sparsity_pct"] == at)
+        & (frame["method"] == cell["method"])
+    ]
+
+
 def _footnotes(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
-    """One line per cell with a dagger: which seeds' records warned of layer collapse, and the first warning."""
+    """One line per marked cell: which seeds' records warned of layer collapse, and the first warning; then
+    where the records ended when they missed the column's sparsity, seed by seed."""
     lines = []
     for cell in cells[cells["collapsed"] > 0].to_dict("records"):
-        at = 0.0 if is_dense(cell["method"]) else cell["sparsity_pct"]
-        runs = frame[
-            (frame["model"] == cell["model"])
-            & (frame["variant"] == cell["variant"])
-            & (frame["task"] == cell["task"])
-            & (frame["sparsity_pct"] == at)
-            & (frame["method"] == cell["method"])
-            & (frame["collapse"] != "")
-        ]
+        runs = _cell_runs(frame, cell)
+        runs = runs[runs["collapse"] != ""]
         seeds = ", ".join(str(seed) for seed in sorted(set(runs["seed"])))
         lines.append(
             f"{DAGGER} {cell['column']}, {cell['label']}: {cell['collapsed']} of {cell['records']} record(s) "
             f"report layer collapse (seed {seeds}): {runs['collapse'].iloc[0].split('; ')[0]}"
+        )
+    for cell in (cell for cell in cells.to_dict("records") if off_target(cell)):
+        per_seed = (100 * _cell_runs(frame, cell).groupby("seed")["sparsity_achieved"].mean()).items()
+        achieved = ", ".join(f"seed {int(seed)}: {value:.2f}%" for seed, value in per_seed)
+        lines.append(
+            f"{OFF_TARGET} {cell['column']}, {cell['label']}: its records end at {cell['achieved_pct']:.2f}% "
+            f"sparsity on average ({achieved}), not the column's {cell['sparsity_pct']:g}%: it is "
+            f"{'sparser' if cell['achieved_pct'] > cell['sparsity_pct'] else 'denser'} than the column's other cells."
         )
     return lines
 

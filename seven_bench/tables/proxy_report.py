@@ -20,6 +20,7 @@ from seven_bench.tables.plots import plot_epoch_trajectories, plot_proxy_curves
 from seven_bench.tables.proxy import (
     DAGGER,
     NOT_A_PAPER_COLUMN,
+    OFF_TARGET,
     ProxyView,
     build_proxy,
     paper_model_name,
@@ -35,7 +36,8 @@ TABLES = (
         "Ours vs the paper",
         "Cells: ours, mean ± sample std over seeds (n seeds) of each run's reported metric at the last epoch, in "
         f"percent, vs the paper's number as printed ({MISSING}: none). {DAGGER}: a record of the cell reports layer "
-        f'collapse (see the footnotes). Columns the paper does not print are marked "{NOT_A_PAPER_COLUMN}". The '
+        f"collapse; {OFF_TARGET}: its records end at another sparsity than the column's (see the footnotes). "
+        f'Columns the paper does not print are marked "{NOT_A_PAPER_COLUMN}". The '
         "stand-in is another model than the paper's, so compare orderings, not values.",
     ),
     (

@@ -39,6 +39,7 @@ _LATEX_ESCAPES = {
     MISSING: "--",
     "−": "-",
     "†": r"$^\dagger$",
+    "‡": r"$^\ddagger$",
     "≥": r"$\geq$",
     ">": r"$>$",
     "<": r"$<$",
