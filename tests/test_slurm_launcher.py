@@ -75,6 +75,45 @@ def test_the_launcher_refuses_before_it_submits(tmp_path: Path, capsys: pytest.C
 
 
 # ------------------------------------------------------------------------------------ threads
+def test_a_requeue_exit_that_cleanup_code_masked_still_exits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live cluster once preempted a job while Hydra composed its config: submitit's handler requeued it and
+    raised SystemExit inside OmegaConf's flag_override, whose `finally` failed in turn, so the job wrote an error
+    result and the sweep counted a failed cell that SLURM was rerunning. The launcher now exits as asked."""
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as StockLauncher
+
+    from hydra_plugins.seven_bench_slurm.launcher import SlurmLauncher, masked_exit
+
+    def composing_when_preempted(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            try:
+                raise SystemExit(-1)  # submitit's checkpoint_and_try_requeue, after the requeue
+            finally:
+                raise KeyError("defaults")  # a cleanup that fails on the half-built config
+        except KeyError as err:
+            raise RuntimeError("Error composing the job's config") from err
+
+    def failing_cell(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            raise KeyError("label")
+        except KeyError as err:
+            raise ValueError("a broken cell") from err
+
+    for var in ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE", "SLURM_JOB_CPUS_PER_NODE"):
+        monkeypatch.delenv(var, raising=False)
+    launcher = SlurmLauncher(submitit_folder=str(tmp_path / "s"))
+    monkeypatch.setattr(StockLauncher, "__call__", composing_when_preempted)
+    with pytest.raises(SystemExit) as stop:
+        launcher()
+    assert stop.value.code == -1
+    monkeypatch.setattr(StockLauncher, "__call__", failing_cell)
+    with pytest.raises(ValueError, match="a broken cell"):  # no exit in its chain: an ordinary failure stays one
+        launcher()
+    loop = RuntimeError("a cycle")
+    loop.__context__ = KeyError("back")
+    loop.__context__.__context__ = loop
+    assert masked_exit(loop) is None
+
+
 def test_granted_cpus_prefers_the_per_task_grant() -> None:
     assert granted_cpus({"SLURM_CPUS_PER_TASK": "4", "SLURM_CPUS_ON_NODE": "64"}) == 4
     assert granted_cpus({"SLURM_CPUS_ON_NODE": "6"}) == 6

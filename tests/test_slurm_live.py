@@ -81,8 +81,9 @@ def wait_for(what: str, check: object, timeout: float) -> object:
 
 
 def running_in_cell(results: Path, env: dict[str, str]) -> dict[str, Path]:
-    """{array task id: its stdout log} of the jobs whose cell has started (the job printed its thread
-    line: submitit's signal handlers and seven-bench's are in place)."""
+    """{array task id: its stdout log} of the jobs that have started (the job printed its thread line:
+    submitit's signal handlers are in place). Hydra may still be composing the cell's config: a preemption
+    there must requeue the job too (launcher.masked_exit), which one CI run under load caught."""
     running = {}
     for line in slurm(["squeue", "--noheader", "--array", "--format=%i %T"], env).splitlines():
         job_id, state = line.split()

@@ -53,6 +53,27 @@ def _returned(planned: Any, status: dict[str, Any]) -> JobReturn:
     return JobReturn(overrides=planned.overrides, status=JobStatus.COMPLETED, _return_value=status)
 
 
+def masked_exit(err: BaseException) -> SystemExit | None:
+    """The SystemExit behind an exception, if cleanup code replaced one on its way out.
+
+    On preemption submitit's signal handler requeues the job and exits with SystemExit from wherever the job
+    is. Landing inside a `finally` that fails in turn (OmegaConf's flag_override while Hydra composes the
+    job's config), the exit becomes an ordinary exception: submitit then writes an error result, and the sweep
+    reports a failed cell although SLURM has requeued it. Re-raising the exit lets the requeued job run.
+    """
+    seen: set[int] = set()
+    stack: list[BaseException] = [err]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, SystemExit):
+            return current
+        stack += [link for link in (current.__cause__, current.__context__) if link is not None]
+    return None
+
+
 class SlurmLauncher(SubmititSlurmLauncher):
     def __init__(self, poll_s: float = 5.0, lost_after_s: float = 30.0, **params: Any) -> None:
         super().__init__(**params)
@@ -65,7 +86,13 @@ class SlurmLauncher(SubmititSlurmLauncher):
         threads = pin_threads()
         if threads is not None:
             print(f"seven-bench: {threads} thread(s): the CPUs SLURM granted this job", flush=True)
-        return super().__call__(*args, **kwargs)
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as err:
+            requeue_exit = masked_exit(err)
+            if requeue_exit is None:
+                raise
+            raise requeue_exit from None
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from seven_bench.errors import UserError
