@@ -79,9 +79,11 @@ def test_a_requeue_exit_that_cleanup_code_masked_still_exits(tmp_path: Path, mon
     """The live cluster once preempted a job while Hydra composed its config: submitit's handler requeued it and
     raised SystemExit inside OmegaConf's flag_override, whose `finally` failed in turn, so the job wrote an error
     result and the sweep counted a failed cell that SLURM was rerunning. The launcher now exits as asked."""
-    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as StockLauncher
-
     from hydra_plugins.seven_bench_slurm.launcher import SlurmLauncher, masked_exit
+
+    # The stock launcher as this class's MRO holds it: Hydra's plugin scan re-executes plugin modules, so the
+    # class importable by name may be a later copy than the one SlurmLauncher was built on.
+    stock_launcher = SlurmLauncher.__mro__[1]
 
     def composing_when_preempted(self: Any, *args: Any, **kwargs: Any) -> None:
         try:
@@ -101,11 +103,11 @@ def test_a_requeue_exit_that_cleanup_code_masked_still_exits(tmp_path: Path, mon
     for var in ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE", "SLURM_JOB_CPUS_PER_NODE"):
         monkeypatch.delenv(var, raising=False)
     launcher = SlurmLauncher(submitit_folder=str(tmp_path / "s"))
-    monkeypatch.setattr(StockLauncher, "__call__", composing_when_preempted)
+    monkeypatch.setattr(stock_launcher, "__call__", composing_when_preempted)
     with pytest.raises(SystemExit) as stop:
         launcher()
     assert stop.value.code == -1
-    monkeypatch.setattr(StockLauncher, "__call__", failing_cell)
+    monkeypatch.setattr(stock_launcher, "__call__", failing_cell)
     with pytest.raises(ValueError, match="a broken cell"):  # no exit in its chain: an ordinary failure stays one
         launcher()
     loop = RuntimeError("a cycle")
