@@ -27,7 +27,7 @@ from seven_bench.tables.keys import (
     run_variant,
     task_label,
 )
-from seven_bench.tables.layout import MISSING, SPARSITY_TOLERANCE_PCT, format_cell
+from seven_bench.tables.layout import MISSING, format_cell, misses_sparsity
 from seven_bench.tables.proxy_answer import (
     DYNAMIC_REFERENCE,
     Comparison,
@@ -43,7 +43,7 @@ from seven_bench.tables.stats import Agreement, mean_tau, rank_agreement
 
 COLLAPSE = "layer collapse"  # the phrase of seven_bench.pruning.base.collapse_warnings
 DAGGER = "†"
-OFF_TARGET = "‡"  # the cell's records end at another sparsity than its column's (layout.SPARSITY_TOLERANCE_PCT)
+OFF_TARGET = "‡"  # the cell's records end at another sparsity than its column's (layout.misses_sparsity)
 NOT_A_PAPER_COLUMN = "not a paper column"
 PAPER_MODEL_OF = {"minilm": "bert", "tiny_bert": "bert", "tiny_clip": "clip"}
 PAPER_MODEL_NAMES = {"bert": "BERT-base", "clip": "CLIP ViT-B/32"}
@@ -234,8 +234,7 @@ def off_target(cell: Mapping[str, Any]) -> bool:
     """Whether a pruned cell's records end, on average, further from its column's sparsity than the paper tables
     tolerate: Soft-Movement sets its sparsity only through a threshold, so its cell may sit at another sparsity
     than its neighbours, and a reader comparing them must know."""
-    gap = abs(cell["achieved_pct"] - cell["sparsity_pct"])
-    return not is_dense(cell["method"]) and bool(gap > SPARSITY_TOLERANCE_PCT)
+    return misses_sparsity(cell["method"], cell["achieved_pct"], cell["sparsity_pct"])
 
 
 def ours_text(cell: Mapping[str, Any]) -> str:
