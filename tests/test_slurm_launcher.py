@@ -75,6 +75,47 @@ def test_the_launcher_refuses_before_it_submits(tmp_path: Path, capsys: pytest.C
 
 
 # ------------------------------------------------------------------------------------ threads
+def test_granted_cpus_prefers_the_per_task_grant() -> None:
+    assert granted_cpus({"SLURM_CPUS_PER_TASK": "4", "SLURM_CPUS_ON_NODE": "64"}) == 4
+    assert granted_cpus({"SLURM_CPUS_ON_NODE": "6"}) == 6
+    assert granted_cpus({"SLURM_CPUS_PER_TASK": "", "SLURM_CPUS_ON_NODE": "x"}) is None
+    assert granted_cpus({}) is None
+
+
+def test_pin_threads_sets_torch_and_the_thread_variables() -> None:
+    before = torch.get_num_threads()
+    env = {"SLURM_CPUS_PER_TASK": "3", "OMP_NUM_THREADS": "16"}  # the submitting shell's count loses
+    try:
+        assert pin_threads(env) == 3
+        assert torch.get_num_threads() == 3
+        assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "3"
+    finally:
+        torch.set_num_threads(before)
+    outside = {"OMP_NUM_THREADS": "16"}
+    assert pin_threads(outside) is None and outside == {"OMP_NUM_THREADS": "16"}
+
+
+def test_the_cpu_launcher_asks_for_no_gpu_and_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    def launcher(*overrides: str) -> dict[str, Any]:
+        cfg = compose_config(["hydra/launcher=slurm_cpu", *overrides], return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)  # type: ignore[return-value]
+
+    for var in ("CPUS", "MEM_GB", "GPUS", "TIME_MIN", "PARTITION", "ACCOUNT", "QOS"):
+        monkeypatch.delenv(f"SEVEN_BENCH_SLURM_{var}", raising=False)
+    cpu = launcher()
+    assert (cpu["gpus_per_node"], cpu["cpus_per_task"], cpu["mem_gb"], cpu["partition"]) == (None, 1, 4, None)
+    assert cpu["_target_"] == "hydra_plugins.seven_bench_slurm.launcher.SlurmLauncher"
+    monkeypatch.setenv("SEVEN_BENCH_SLURM_CPUS", "8")
+    monkeypatch.setenv("SEVEN_BENCH_SLURM_QOS", "low")
+    monkeypatch.setenv("SEVEN_BENCH_SLURM_TIME_MIN", "90")
+    cpu = launcher("hydra.launcher.mem_gb=12")  # the command line and the environment together
+    assert (cpu["cpus_per_task"], cpu["qos"], cpu["timeout_min"], cpu["mem_gb"]) == (8, "low", 90, 12)
+
+
+# ------------------------------------------------------------------------------------ preemption
 def test_a_requeue_exit_that_cleanup_code_masked_still_exits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The live cluster once preempted a job while Hydra composed its config: submitit's handler requeued it and
     raised SystemExit inside OmegaConf's flag_override, whose `finally` failed in turn, so the job wrote an error
@@ -114,46 +155,6 @@ def test_a_requeue_exit_that_cleanup_code_masked_still_exits(tmp_path: Path, mon
     loop.__context__ = KeyError("back")
     loop.__context__.__context__ = loop
     assert masked_exit(loop) is None
-
-
-def test_granted_cpus_prefers_the_per_task_grant() -> None:
-    assert granted_cpus({"SLURM_CPUS_PER_TASK": "4", "SLURM_CPUS_ON_NODE": "64"}) == 4
-    assert granted_cpus({"SLURM_CPUS_ON_NODE": "6"}) == 6
-    assert granted_cpus({"SLURM_CPUS_PER_TASK": "", "SLURM_CPUS_ON_NODE": "x"}) is None
-    assert granted_cpus({}) is None
-
-
-def test_pin_threads_sets_torch_and_the_thread_variables() -> None:
-    before = torch.get_num_threads()
-    env = {"SLURM_CPUS_PER_TASK": "3", "OMP_NUM_THREADS": "16"}  # the submitting shell's count loses
-    try:
-        assert pin_threads(env) == 3
-        assert torch.get_num_threads() == 3
-        assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "3"
-    finally:
-        torch.set_num_threads(before)
-    outside = {"OMP_NUM_THREADS": "16"}
-    assert pin_threads(outside) is None and outside == {"OMP_NUM_THREADS": "16"}
-
-
-def test_the_cpu_launcher_asks_for_no_gpu_and_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hydra.core.hydra_config import HydraConfig
-
-    def launcher(*overrides: str) -> dict[str, Any]:
-        cfg = compose_config(["hydra/launcher=slurm_cpu", *overrides], return_hydra_config=True)
-        HydraConfig.instance().set_config(cfg)
-        return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)  # type: ignore[return-value]
-
-    for var in ("CPUS", "MEM_GB", "GPUS", "TIME_MIN", "PARTITION", "ACCOUNT", "QOS"):
-        monkeypatch.delenv(f"SEVEN_BENCH_SLURM_{var}", raising=False)
-    cpu = launcher()
-    assert (cpu["gpus_per_node"], cpu["cpus_per_task"], cpu["mem_gb"], cpu["partition"]) == (None, 1, 4, None)
-    assert cpu["_target_"] == "hydra_plugins.seven_bench_slurm.launcher.SlurmLauncher"
-    monkeypatch.setenv("SEVEN_BENCH_SLURM_CPUS", "8")
-    monkeypatch.setenv("SEVEN_BENCH_SLURM_QOS", "low")
-    monkeypatch.setenv("SEVEN_BENCH_SLURM_TIME_MIN", "90")
-    cpu = launcher("hydra.launcher.mem_gb=12")  # the command line and the environment together
-    assert (cpu["cpus_per_task"], cpu["qos"], cpu["timeout_min"], cpu["mem_gb"]) == (8, "low", 90, 12)
 
 
 # ------------------------------------------------------------------------------------ finished cells
