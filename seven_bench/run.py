@@ -267,6 +267,7 @@ def run_cell(
             log.warning("cell %s: %s", spec.cell_hash, warning)
             record["warnings"].append(warning)
         summary = pruner.summary()
+        record["timing"]["steps_before_finetune"] = pruner.steps_before_finetune()
         record["warnings"] += summary.pop("warnings", [])
         record["pruner"] = summary
         if export:  # `export=true`: the pruned model, really smaller, kept in results_dir/exports/<cell-hash>/

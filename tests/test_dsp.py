@@ -249,6 +249,7 @@ def test_joint_search_decides_top_k_and_masks_agree() -> None:
     assert pruned_but_nonzero(ctx.prunable, pruner.masks) == 0
     summary = pruner.summary()
     assert summary["heads_kept"] == 2 and summary["head_sparsity"] == 0.5
+    assert pruner.steps_before_finetune() == 0  # the joint search is the fine-tune
     assert summary["param_sparsity_equivalent"] == pytest.approx(2 * 2048 / (2 * 8192 + 1024))
     assert [s for s, _ in summary["temperature"]["trajectory"]] == [0, 1, 2, 3]
     assert summary["temperature"]["trajectory"][0][1] == pytest.approx(1000.0)
@@ -273,6 +274,7 @@ def test_pipelined_trains_only_logits_for_its_epochs(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr("seven_bench.pruning.dsp.search_in_prepare", search)
     pruner.prepare(ctx)  # 2 dense fine-tune steps, then 3 (one epoch) logit steps; the cell does not fine-tune
     assert pruner.facts["dense_finetune"]["steps"] == 2 and pruner.search_steps == 3 and ctx.total_steps == 2
+    assert pruner.steps_before_finetune() == 2 + 3  # the dense fine-tune, then the search
     assert pruner.decided and not pruner.fine_tune and pruner.param_groups() == []
     assert all(p.requires_grad for p in model.parameters())
     masks = {id(p): pruner.masks[n] for n, p in ctx.prunable.items()}
@@ -352,6 +354,8 @@ def test_cli_cells(tmp_path, model: str, task: str, mode: str, achieved: float) 
     assert record["sparsity"]["achieved"] == pytest.approx(achieved) and record["sparsity"]["pruned_but_nonzero"] == 0
     assert record["pruner"]["heads_kept"] == 2 and record["pruner"]["variant"] == mode
     assert record["timing"]["steps"] == (2 if mode == "joint" else 0)  # pipelined: evaluated as searched
+    pipelined_steps = record["pruner"].get("dense_finetune", {}).get("steps", 0) + record["pruner"]["search_steps"]
+    assert record["timing"]["steps_before_finetune"] == (0 if mode == "joint" else pipelined_steps) >= 0
     assert record["spec"]["trainer"]["recipe"].startswith("dsp" if task == "rte" else "clip")
     if mode == "pipelined":  # a second K reuses the dense fine-tune
         assert record["pruner"]["dense_finetune"]["source"] == "trained"

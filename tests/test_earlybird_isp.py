@@ -173,6 +173,7 @@ def test_isp_rounds_prune_ten_percent_of_the_remaining_then_the_gap_one_shot():
     assert int(isp.masks["lin.weight"].sum()) == 20
     assert all(len(set(r["weak_sparsity"])) == 1 for r in out["rounds"] if "weak_sparsity" in r)
     assert out["search_steps"] == 7 * 3 + 6 * 5 * 1  # 7 main phases, 6 rounds of 5 weak copies
+    assert isp.steps_before_finetune() == 51
     assert torch.all(ctx.model.lin.weight.detach()[~isp.masks["lin.weight"]] == 0)
 
 
@@ -226,6 +227,8 @@ def test_both_through_the_cli_on_tiny_bert(tmp_path):
         assert abs(record["sparsity"]["achieved"] - 0.5) <= 1 / record["sparsity"]["prunable_weights"]
     assert records["earlybird"]["pruner"]["max_search_steps"] == 6
     assert records["isp"]["pruner"]["stopped_by"] == "gap"
+    for record in records.values():  # what the tables' training-steps view reads
+        assert record["timing"]["steps_before_finetune"] == record["pruner"]["search_steps"] > 0
 
 
 @requires_shared_data()

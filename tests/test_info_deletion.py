@@ -143,6 +143,7 @@ def test_artifact_is_made_once_and_reused_by_the_next_cell(tmp_path, monkeypatch
     second.prunable.update(again.prunable_extra(second.model))
     again.prepare(_ctx(second, store, "rte"))
     assert not again.summary()["artifact"]["made"]
+    assert again.steps_before_finetune() == pruner.steps_before_finetune() == 2 + 6  # burn-in + pruning run
     assert again.summary()["phases"] == pruner.summary()["phases"]  # the maker's facts, read back
     assert set(again.masks) == set(first.prunable) and EMBEDDINGS in again.masks
     for name in pruner.masks:

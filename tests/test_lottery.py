@@ -160,6 +160,10 @@ def test_a_two_sparsity_sweep_builds_one_path_and_a_killed_path_resumes(tmp_path
     assert high["pruner"]["artifact"]["rounds_ran_here"] == [2, 3]  # 3 rounds in all: one path
     assert low["pruner"]["artifact"]["path"] == high["pruner"]["artifact"]["path"]
     assert abs(high["sparsity"]["achieved"] - 0.3) < 1e-3
+    # the steps before the fine-tune count every round up to the ticket's, the stored one included
+    steps = high["pruner"]["round_steps"]
+    assert steps > 0 and low["timing"]["steps_before_finetune"] == steps
+    assert high["timing"]["steps_before_finetune"] == 3 * steps
     # kill a 4-round cell in its round 3 (in another results dir), rerun: it resumes at round 3
     calls = {"n": 0}
     real = lth.run_steps
@@ -187,6 +191,7 @@ def test_lottery_pool_cell_reports_the_ticket_as_is(tmp_path):
     record = _run(tmp_path, "pruner=lottery_pool", "sparsity=0.1", "pruner.path_rounds=3", "pruner.alphas=[0.5]")
     assert record["status"] == "ok", record["error"]
     assert record["timing"]["steps"] == 0 and record["metrics"]["per_epoch"][0]["epoch"] == 0
+    assert record["timing"]["steps_before_finetune"] == 3 * record["pruner"]["round_steps"]  # the whole path
     assert record["data_info"]["holdout"]["examples"] == 3  # 10% of 32, out of training
     assert [h["level"] for h in record["pruner"]["search"]] == [None, 1, 0, 2]
     assert abs(record["sparsity"]["achieved"] - 0.1) < 1e-3

@@ -27,6 +27,7 @@ from seven_bench.tables.proxy import (
     missing_for_answer,
     proxy_frame,
 )
+from seven_bench.tables.proxy_answer import budget_sentence
 from seven_bench.tables.prune_profile import weight_role
 from seven_bench.tables.render import latex_escape
 from seven_bench.tables.stats import mean_tau, paired_difference, rank_agreement, verdict
@@ -315,6 +316,56 @@ def test_ranking_and_significance_from_records(baselines: pd.DataFrame) -> None:
     assert "mixed" in loss.answer[1] and "One-shot (RTE@60)" in loss.answer[1]
 
 
+def test_steps_before_finetune_of_records_old_and_new() -> None:
+    from seven_bench.tables.aggregate import steps_before_finetune
+
+    def record(pruner: str, summary: dict[str, Any], timing: dict[str, Any], status: str = "ok") -> dict[str, Any]:
+        return {**make_record(pruner, status=status), "pruner": summary, "timing": timing}
+
+    assert steps_before_finetune(record("isp", {"search_steps": 766}, {"steps_before_finetune": 700})) == 700.0
+    # written before the key existed: what the pruner's summary says, else 0 for a method that trains nothing first
+    assert steps_before_finetune(record("lth", {"round_used": 5, "round_steps": 345}, {"steps": 345})) == 1725.0
+    assert steps_before_finetune(record("isp", {"search_steps": 766}, {})) == 766.0
+    assert steps_before_finetune(record("earlybird", {"search_steps": 72}, {})) == 72.0
+    assert steps_before_finetune(record("magnitude", {}, {"steps": 345})) == 0.0
+    assert math.isnan(steps_before_finetune(record("lottery_pool", {"round_used": 5, "round_steps": 9}, {})))
+    assert math.isnan(steps_before_finetune(record("lth", {}, {})))  # a summary without the keys cannot say
+    assert math.isnan(steps_before_finetune(record("magnitude", {}, {}, status="failed")))
+
+
+def test_training_steps_behind_each_cell_and_the_leads_they_bought(baselines: pd.DataFrame) -> None:
+    records = study(loss=True)  # SEVEN-pre 67 at RTE@60, below One-shot's 70
+    for record in records:
+        record["timing"] = {"steps": 100, "steps_before_finetune": 0}
+    for record, before in zip((r for r in records if r["spec"]["pruner"]["name"] == "magnitude"), (50, 70, 60, 0, 0)):
+        record["timing"]["steps_before_finetune"] = before  # RTE@60: mean 60
+    tickets = seeds("lth", [0.71, 0.72, 0.73])  # an older record: no key, the IMP rounds from its summary
+    for record in tickets:
+        record.update(pruner={"round_used": 6, "round_steps": 100}, timing={"steps": 100})
+    view = build_proxy(records + tickets, baselines)
+    assert view.budget.loc["One-shot", "RTE@60"] == "60 + 100"
+    assert view.budget.loc["One-shot", "RTE@80"] == "0 + 100"
+    assert view.budget.loc["Lottery Ticket", "RTE@60"] == "600 + 100"
+    assert view.budget.loc["SEVEN-pre", "RTE@60"] == view.budget.loc["Dense", "RTE@60"] == "0 + 100"
+    assert view.budget.loc["Lottery Ticket", "RTE@80"] == "–"
+    cell = view.cells.set_index(["column", "method"]).loc[("RTE@60", "lth")]
+    assert (cell["steps_before_finetune"], cell["finetune_steps"]) == (600.0, 100.0)
+    assert budget_sentence(view.comparisons) == (
+        "Of the 2 comparison(s) where the baseline's mean is at or above SEVEN-pre's, 2 are baselines that trained "
+        "for more optimizer steps in all (before and during the fine-tune; see the training-steps table): "
+        "One-shot at RTE@60 (160 vs 100); Lottery Ticket at RTE@60 (700 vs 100)."
+    )
+    assert budget_sentence(build_proxy(study(), baselines).comparisons) == ""  # no baseline leads
+    for record in records:
+        record["timing"]["steps_before_finetune"] = 0
+    for record in tickets:
+        record["timing"]["steps_before_finetune"] = 0
+    assert budget_sentence(build_proxy(records + tickets, baselines).comparisons) == (
+        "Of the 2 comparison(s) where the baseline's mean is at or above SEVEN-pre's, none is a baseline that "
+        "trained for more optimizer steps than SEVEN-pre."
+    )
+
+
 def test_checkpoint_cadence_does_not_split_a_configuration(baselines: pd.DataFrame) -> None:
     """Records written before trainer.checkpoint_every existed, or with another cadence, are one configuration;
     a changed learning rate is not."""
@@ -378,6 +429,7 @@ def test_proxy_command_writes_tables_plots_and_readme(tmp_path: Path, capsys: py
     assert "Failed record" in readme and "SEVEN-pre's mean is above the baseline's in 3 of 3" in readme
     assert not (results / "tables" / "table2.md").exists()  # the paper's tables are not the proxy's
     assert "with the final mask" not in readme  # no record evaluates that way
+    assert "## Training steps behind each cell" in readme and "| SEVEN-pre | 0 + ? |" in readme  # no timing.steps
 
 
 def test_proxy_readme_says_what_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

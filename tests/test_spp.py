@@ -267,6 +267,7 @@ def test_one_search_serves_every_sparsity(tmp_path):
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())  # the search changes no weight
     second = prepare(0.6, _NoMoreBatches())
     assert first.summary()["search_reused"] is False and second.summary()["search_reused"] is True
+    assert first.steps_before_finetune() == second.steps_before_finetune() == 4  # a reused search counts too
     assert len(list((tmp_path / "artifacts").iterdir())) == 1
     total = sum(p.numel() for p in prunable.values())
     for pruner, s in ((first, 0.3), (second, 0.6)):

@@ -260,6 +260,14 @@ class Pruner:
         """Facts for the run record: which variant ran, schedule trajectory, warnings."""
         return {}
 
+    def steps_before_finetune(self) -> int:
+        """Optimizer steps the method took before the cell's fine-tune (a ticket's IMP rounds, a search on the
+        task's data, Information Deletion's masked-LM phases), whether they ran in this cell or came from an artifact:
+        they are part of the method's cost, and a table that sets methods side by side must show it (the
+        record's `timing.steps_before_finetune`). 0 for a method that only scores (SNIP's batch and SEVEN-pre's
+        scoring steps update nothing) or that prunes during the fine-tune (`timing.steps` counts those)."""
+        return 0
+
 
 @torch.no_grad()
 def apply_masks_(prunable: dict[str, nn.Parameter], masks: Masks | None) -> None:

@@ -259,6 +259,12 @@ class DSP(Pruner):
         self.decided = True
 
     # ---------------------------------------------------------------- record
+    def steps_before_finetune(self) -> int:
+        """Pipelined: the dense fine-tune, then the search (logits only, the model frozen); joint: the search
+        when it runs in `prepare` ahead of a final fine-tune, else none (the search is the fine-tune)."""
+        dense = int((self.facts.get("dense_finetune") or {}).get("steps", 0))
+        return dense + (0 if self.search_in_fit else self.search_steps)
+
     def summary(self) -> dict[str, Any]:
         return summarize(self)
 

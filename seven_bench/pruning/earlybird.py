@@ -158,6 +158,10 @@ class EarlyBird(Pruner):
         if self.weights == "pretrained":
             ctx.model.load_state_dict(start)
 
+    def steps_before_finetune(self) -> int:
+        """The search up to the step the ticket was drawn (or the budget, if none was)."""
+        return self.search_steps
+
     def summary(self) -> dict[str, Any]:
         drawn = self.drawn_at is not None
         out: dict[str, Any] = {

@@ -248,6 +248,10 @@ class InfoDeletion(Pruner):
         self.facts.update(done)
         self.facts["artifact"] = {"made": False, **artifact.describe()}
 
+    def steps_before_finetune(self) -> int:
+        """Both masked-LM phases: the burn-in and the pruning run."""
+        return self.burn_in_steps + self.steps
+
     def summary(self) -> dict[str, Any]:
         facts = dict(self.facts)
         return {

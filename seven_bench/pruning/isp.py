@@ -240,6 +240,10 @@ class InstantSoup(Pruner):
         apply_masks_(ctx.prunable, masks)
         ctx.model.zero_grad(set_to_none=True)
 
+    def steps_before_finetune(self) -> int:
+        """The search's main steps and every weak copy's (each copy trains on its own batches)."""
+        return self.search_steps
+
     def summary(self) -> dict[str, Any]:
         n_rounds = sum(1 for r in self.rounds if "merged_sparsity" in r)
         out: dict[str, Any] = {

@@ -142,6 +142,11 @@ class LotteryPool(Pruner):
             )
             model.load_state_dict(initial if self.fine_tune else {**initial, **weights})
 
+    def steps_before_finetune(self) -> int:
+        """The whole path the pool searches: its candidates are the trained weights of rounds up to path_rounds."""
+        assert self.lth.path is not None, "steps_before_finetune() before prepare()"
+        return self.path_rounds * self.lth.path.round_steps
+
     def summary(self) -> dict[str, Any]:
         base = self.lth.summary()
         return {

@@ -320,6 +320,11 @@ class LotteryTicket(Pruner):
                 start.update({n: t for n, t in self.path.rewind_point().items() if not is_head(n)})
             ctx.model.load_state_dict(start)
 
+    def steps_before_finetune(self) -> int:
+        """The IMP rounds up to the ticket's: its mask is cut from the weights of round `level`."""
+        assert self.path is not None, "steps_before_finetune() before prepare()"
+        return self.level * self.path.round_steps
+
     def summary(self) -> dict[str, Any]:
         path = self.path
         assert path is not None, "summary() before prepare()"

@@ -254,6 +254,10 @@ class SppPruner(Pruner):
             warnings=warnings,
         )
 
+    def steps_before_finetune(self) -> int:
+        """The search's steps (only the scales train; the weights are frozen)."""
+        return int((self.facts.get("search") or {}).get("steps_run", 0))
+
     def summary(self) -> dict[str, Any]:
         facts = dict(self.facts)
         facts["warnings"] = list(facts.get("warnings", []))

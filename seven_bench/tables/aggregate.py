@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import pandas as pd
 
@@ -34,6 +34,8 @@ RECORD_COLUMNS = [
     "per_epoch_pct",
     "prune_seconds",
     "train_seconds",
+    "steps_before_finetune",
+    "finetune_steps",
     "optimizer",
     "lr",
     "epochs",
@@ -71,6 +73,32 @@ def _config_id(spec: Mapping[str, Any]) -> str:
     return hashlib.sha1(json.dumps(unseeded, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+# Records written before `timing.steps_before_finetune` existed: the steps their pruner summary gives for the
+# methods that train before the fine-tune. The other methods that do (LEGACY_UNKNOWN) read as unknown, not 0.
+LEGACY_STEPS_BEFORE_FINETUNE: dict[str, Callable[[Mapping[str, Any]], Any]] = {
+    "lth": lambda summary: summary["round_used"] * summary["round_steps"],
+    "lth_rewind": lambda summary: summary["round_used"] * summary["round_steps"],
+    "isp": lambda summary: summary["search_steps"],
+    "earlybird": lambda summary: summary["search_steps"],
+}
+LEGACY_UNKNOWN = frozenset({"lottery_pool", "dsp", "spp", "info_deletion"})
+
+
+def steps_before_finetune(record: Mapping[str, Any]) -> float:
+    """The optimizer steps the cell's method took before its fine-tune (`Pruner.steps_before_finetune`), NaN where
+    a record cannot say (a failed run, or an older record of a method that trains first and wrote no count)."""
+    timing = record.get("timing") or {}
+    if timing.get("steps_before_finetune") is not None:
+        return float(timing["steps_before_finetune"])
+    name = record["spec"]["pruner"]["name"]
+    if name in LEGACY_STEPS_BEFORE_FINETUNE:
+        try:
+            return float(LEGACY_STEPS_BEFORE_FINETUNE[name](record.get("pruner") or {}))
+        except (KeyError, TypeError):
+            return math.nan
+    return math.nan if name in LEGACY_UNKNOWN or record.get("status") != "ok" else 0.0
+
+
 def record_row(record: Mapping[str, Any]) -> dict[str, Any]:
     """One record flattened to the columns of records.csv (metric values in percent, sparsity as fractions)."""
     spec = record["spec"]
@@ -104,6 +132,8 @@ def record_row(record: Mapping[str, Any]) -> dict[str, Any]:
         "per_epoch_pct": ";".join(f"{value:.2f}" for value in per_epoch),
         "prune_seconds": timing.get("prune_seconds"),
         "train_seconds": timing.get("train_seconds"),
+        "steps_before_finetune": steps_before_finetune(record),
+        "finetune_steps": timing.get("steps"),
         "optimizer": trainer.get("optimizer"),
         "lr": trainer.get("lr"),
         "epochs": trainer.get("epochs"),

@@ -65,6 +65,8 @@ CELL_COLUMNS = [
     "records",
     "collapsed",
     "achieved_pct",
+    "steps_before_finetune",
+    "finetune_steps",
     "configs",
     "paper",
     "paper_table",
@@ -105,7 +107,7 @@ def proxy_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         for record in records
     ]
     frame = pd.DataFrame(rows, columns=[*RECORD_COLUMNS, "collapse", "recipe", "variant"])
-    for column in ("sparsity_target", "sparsity_achieved", "value_pct"):
+    for column in ("sparsity_target", "sparsity_achieved", "value_pct", "steps_before_finetune", "finetune_steps"):
         frame[column] = pd.to_numeric(frame[column])
     ok = usable(frame)
     dense = ok["method"].map(is_dense).astype(bool)
@@ -170,6 +172,8 @@ def _cell(runs: pd.DataFrame, published: list[tuple[str, float]]) -> dict[str, A
         "records": len(runs),
         "collapsed": int((runs["collapse"] != "").sum()),
         "achieved_pct": 100 * runs["sparsity_achieved"].mean(),
+        "steps_before_finetune": runs["steps_before_finetune"].mean(skipna=False),
+        "finetune_steps": runs["finetune_steps"].mean(skipna=False),
         "configs": runs["config_id"].nunique(),
         "paper": paper,
         "paper_table": table,
@@ -263,6 +267,24 @@ def versus_table(cells: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def _steps_text(steps: float) -> str:
+    return "?" if math.isnan(steps) else f"{steps:,.0f}"
+
+
+def budget_table(cells: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
+    """Methods as rows, columns as columns; cells ``steps before the fine-tune + fine-tune steps``: what each
+    method trained for its number, since a method that trains on the task before it fixes its mask (a ticket's
+    rounds, a search) spends more than one that only scores, and a fair reading of the table weighs that."""
+    headers = list(dict.fromkeys(cells["column"]))
+    methods = _method_order(baselines, cells["method"])
+    table = pd.DataFrame(MISSING, index=pd.Index([method_label(m) for m in methods], name="Method"), columns=headers)
+    for cell in cells.to_dict("records"):
+        table.loc[cell["label"], cell["column"]] = (
+            f"{_steps_text(cell['steps_before_finetune'])} + {_steps_text(cell['finetune_steps'])}"
+        )
+    return table
+
+
 def rank_agreements(cells: pd.DataFrame) -> dict[str, Agreement]:
     """Per paper column: our ordering of the pruning methods (dense left out) against the paper's."""
     agreements = {}
@@ -318,6 +340,7 @@ class ProxyView:
 
     cells: pd.DataFrame  # CELL_COLUMNS: proxy_cells.csv
     versus: pd.DataFrame
+    budget: pd.DataFrame  # budget_table
     ranking: pd.DataFrame
     significance: pd.DataFrame
     summary: pd.DataFrame
@@ -416,6 +439,7 @@ def build_proxy(records: Iterable[Mapping[str, Any]], baselines: pd.DataFrame) -
     return ProxyView(
         cells=cells,
         versus=versus_table(cells, baselines),
+        budget=budget_table(cells, baselines),
         ranking=ranking_table(cells, rank_agreements(cells)),
         significance=significance_table(found),
         summary=summary_table(found),

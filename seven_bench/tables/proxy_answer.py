@@ -33,10 +33,18 @@ class Comparison:
     other_mean: float
     difference: PairedDifference
     reference: str = REFERENCE
+    # Optimizer steps behind each side's number (before the fine-tune + the fine-tune; proxy.budget_table).
+    reference_steps: float = math.nan
+    other_steps: float = math.nan
 
     @property
     def ahead(self) -> bool:
         return self.reference_mean > self.other_mean
+
+    @property
+    def trained_longer(self) -> bool:
+        """Whether the baseline's number took more optimizer steps than the reference's (NaN: cannot say)."""
+        return self.other_steps > self.reference_steps
 
 
 def is_variant_of(method: str, reference: str) -> bool:
@@ -56,6 +64,12 @@ def comparisons(
     otherwise count as baselines in the answer)."""
     found = []
     means = {(c, m): mean for c, m, mean in zip(cells["column"], cells["method"], cells["mean"])}
+    steps = {
+        (c, m): before + after
+        for c, m, before, after in zip(
+            cells["column"], cells["method"], cells["steps_before_finetune"], cells["finetune_steps"]
+        )
+    }
     for column, method in zip(cells["column"], cells["method"]):
         if method == reference or is_dense(method) or (column, reference) not in means:
             continue
@@ -69,6 +83,8 @@ def comparisons(
                 means[(column, method)],
                 paired_difference(values[(column, reference)], values[(column, method)]),
                 reference,
+                steps[(column, reference)],
+                steps[(column, method)],
             )
         )
     return found
@@ -192,6 +208,25 @@ def answer(found: Sequence[Comparison], reference: str = REFERENCE) -> list[str]
             f"is ahead in {ahead_on} and behind in {behind_on} of the {pairs} pairs)."
         )
     return [first, second]
+
+
+def budget_sentence(found: Sequence[Comparison], reference: str = REFERENCE) -> str:
+    """Which of the baselines whose mean is at or above the reference's had more training behind their number:
+    a lead bought with more task training is another finding than a better mask. Empty when none leads."""
+    leading = [c for c in found if not c.ahead]
+    if not leading:
+        return ""
+    name = method_label(reference)
+    longer = [c for c in leading if c.trained_longer]
+    listed = "; ".join(
+        f"{method_label(c.method)} at {c.column} ({c.other_steps:,.0f} vs {c.reference_steps:,.0f})" for c in longer
+    )
+    return f"Of the {len(leading)} comparison(s) where the baseline's mean is at or above {name}'s, " + (
+        f"{len(longer)} are baselines that trained for more optimizer steps in all (before and during the "
+        f"fine-tune; see the training-steps table): {listed}."
+        if longer
+        else f"none is a baseline that trained for more optimizer steps than {name}."
+    )
 
 
 def missing_for_answer(cells: pd.DataFrame, found: Sequence[Comparison], reference: str = REFERENCE) -> list[str]:

@@ -19,6 +19,7 @@ from seven_bench.tables.layout import MISSING
 from seven_bench.tables.plots import plot_epoch_trajectories, plot_proxy_curves
 from seven_bench.tables.proxy import (
     DAGGER,
+    DYNAMIC_REFERENCE,
     NOT_A_PAPER_COLUMN,
     OFF_TARGET,
     ProxyView,
@@ -26,6 +27,7 @@ from seven_bench.tables.proxy import (
     paper_model_name,
     proxy_frame,
 )
+from seven_bench.tables.proxy_answer import budget_sentence
 from seven_bench.tables.render import latex_table, markdown_table
 
 # (file stem, ProxyView attribute, title, what the cells mean)
@@ -39,6 +41,17 @@ TABLES = (
         f"collapse; {OFF_TARGET}: its records end at another sparsity than the column's (see the footnotes). "
         f'Columns the paper does not print are marked "{NOT_A_PAPER_COLUMN}". The '
         "stand-in is another model than the paper's, so compare orderings, not values.",
+    ),
+    (
+        "proxy_budget",
+        "budget",
+        "Training steps behind each cell",
+        "Cells: the optimizer steps a method took before the cell's fine-tune (a lottery ticket's rounds of "
+        "iterative magnitude pruning, an ISP or EarlyBird search; `Pruner.steps_before_finetune`) + the "
+        "fine-tune's own steps, mean over the cell's records (an EarlyBird search stops where its seed draws "
+        "the ticket). Scoring passes that update no weight (SNIP's batch, SEVEN-pre's scoring steps) count 0; a "
+        "dynamic method prunes during its fine-tune. A method with more steps had more task training, not only "
+        "another mask: read the ours-vs-paper table with this one (?: a record that cannot say).",
     ),
     (
         "proxy_ranking",
@@ -257,6 +270,8 @@ def render_readme(
     ]
     if view.answer:
         parts.append(" ".join(view.answer) + "\n")
+        if budget_sentence(view.comparisons):
+            parts.append(budget_sentence(view.comparisons) + "\n")
     else:
         parts.append("No answer yet; missing:\n\n" + "\n".join(f"- {reason}" for reason in view.missing) + "\n")
     if view.answer_dyn:
@@ -264,6 +279,8 @@ def render_readme(
             " and the baselines' own" if any(OWN_RECIPE in c.column for c in view.comparisons_dyn) else ""
         )
         parts.append(f"Table III (dynamic pruning, {recipes}): " + " ".join(view.answer_dyn) + "\n")
+        if budget_sentence(view.comparisons_dyn, DYNAMIC_REFERENCE):
+            parts.append(budget_sentence(view.comparisons_dyn, DYNAMIC_REFERENCE) + "\n")
     elif view.missing_dyn:
         parts.append(
             "Table III (dynamic pruning): no answer yet; missing:\n\n"
