@@ -364,6 +364,12 @@ def test_training_steps_behind_each_cell_and_the_leads_they_bought(baselines: pd
         "Of the 2 comparison(s) where the baseline's mean is at or above SEVEN-pre's, none is a baseline that "
         "trained for more optimizer steps than SEVEN-pre."
     )
+    tickets[0]["spec"]["pruner"]["name"] = "lottery_pool"  # an older record of a method that wrote no count
+    tickets[0]["timing"] = {"steps": 100}
+    assert budget_sentence(build_proxy(records + tickets, baselines).comparisons).startswith(
+        "Of the 3 comparison(s) where the baseline's mean is at or above SEVEN-pre's (1 of them cannot say: a "
+        "record without the count), none is"
+    )
 
 
 def test_checkpoint_cadence_does_not_split_a_configuration(baselines: pd.DataFrame) -> None:

@@ -221,7 +221,9 @@ def budget_sentence(found: Sequence[Comparison], reference: str = REFERENCE) -> 
     listed = "; ".join(
         f"{method_label(c.method)} at {c.column} ({c.other_steps:,.0f} vs {c.reference_steps:,.0f})" for c in longer
     )
-    return f"Of the {len(leading)} comparison(s) where the baseline's mean is at or above {name}'s, " + (
+    unknown = sum(math.isnan(c.other_steps) or math.isnan(c.reference_steps) for c in leading)
+    cannot_say = f" ({unknown} of them cannot say: a record without the count)" if unknown else ""
+    return f"Of the {len(leading)} comparison(s) where the baseline's mean is at or above {name}'s{cannot_say}, " + (
         f"{len(longer)} are baselines that trained for more optimizer steps in all (before and during the "
         f"fine-tune; see the training-steps table): {listed}."
         if longer
