@@ -75,11 +75,19 @@ def _config_id(spec: Mapping[str, Any]) -> str:
 
 # Records written before `timing.steps_before_finetune` existed: the steps their pruner summary gives for the
 # methods that train before the fine-tune. The other methods that do (LEGACY_UNKNOWN) read as unknown, not 0.
+def _ticket_rounds(summary: Mapping[str, Any]) -> Any:
+    return summary["round_used"] * summary["round_steps"]
+
+
+def _search(summary: Mapping[str, Any]) -> Any:
+    return summary["search_steps"]
+
+
 LEGACY_STEPS_BEFORE_FINETUNE: dict[str, Callable[[Mapping[str, Any]], Any]] = {
-    "lth": lambda summary: summary["round_used"] * summary["round_steps"],
-    "lth_rewind": lambda summary: summary["round_used"] * summary["round_steps"],
-    "isp": lambda summary: summary["search_steps"],
-    "earlybird": lambda summary: summary["search_steps"],
+    "lth": _ticket_rounds,
+    "lth_rewind": _ticket_rounds,
+    "isp": _search,
+    "earlybird": _search,
 }
 LEGACY_UNKNOWN = frozenset({"lottery_pool", "dsp", "spp", "info_deletion"})
 

@@ -248,6 +248,12 @@ def ours_text(cell: Mapping[str, Any]) -> str:
     return format_cell(cell["mean"], cell["std"], cell["n"]) + marks
 
 
+def _method_grid(cells: pd.DataFrame, baselines: pd.DataFrame, headers: Sequence[str]) -> pd.DataFrame:
+    """An empty methods × columns table (every cell MISSING), the cells' methods in the paper's row order."""
+    methods = _method_order(baselines, cells["method"])
+    return pd.DataFrame(MISSING, index=pd.Index([method_label(m) for m in methods], name="Method"), columns=headers)
+
+
 def versus_table(cells: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
     """Methods as rows, columns as columns; cells ``ours vs paper`` (the paper's number as printed)."""
     headers = list(
@@ -256,8 +262,7 @@ def versus_table(cells: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
             for column, paper in zip(cells["column"], cells["paper_column"])
         )
     )
-    methods = _method_order(baselines, cells["method"])
-    table = pd.DataFrame(MISSING, index=pd.Index([method_label(m) for m in methods], name="Method"), columns=headers)
+    table = _method_grid(cells, baselines, headers)
     for cell in cells.to_dict("records"):
         paper = MISSING if math.isnan(cell["paper"]) else f"{cell['paper']:.2f}"
         if cell["paper_column"]:
@@ -276,8 +281,7 @@ def budget_table(cells: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
     method trained for its number, since a method that trains on the task before it fixes its mask (a ticket's
     rounds, a search) spends more than one that only scores, and a fair reading of the table weighs that."""
     headers = list(dict.fromkeys(cells["column"]))
-    methods = _method_order(baselines, cells["method"])
-    table = pd.DataFrame(MISSING, index=pd.Index([method_label(m) for m in methods], name="Method"), columns=headers)
+    table = _method_grid(cells, baselines, headers)
     for cell in cells.to_dict("records"):
         table.loc[cell["label"], cell["column"]] = (
             f"{_steps_text(cell['steps_before_finetune'])} + {_steps_text(cell['finetune_steps'])}"

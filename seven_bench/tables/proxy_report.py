@@ -270,8 +270,8 @@ def render_readme(
     ]
     if view.answer:
         parts.append(" ".join(view.answer) + "\n")
-        if budget_sentence(view.comparisons):
-            parts.append(budget_sentence(view.comparisons) + "\n")
+        if sentence := budget_sentence(view.comparisons):
+            parts.append(sentence + "\n")
     else:
         parts.append("No answer yet; missing:\n\n" + "\n".join(f"- {reason}" for reason in view.missing) + "\n")
     if view.answer_dyn:
@@ -279,8 +279,8 @@ def render_readme(
             " and the baselines' own" if any(OWN_RECIPE in c.column for c in view.comparisons_dyn) else ""
         )
         parts.append(f"Table III (dynamic pruning, {recipes}): " + " ".join(view.answer_dyn) + "\n")
-        if budget_sentence(view.comparisons_dyn, DYNAMIC_REFERENCE):
-            parts.append(budget_sentence(view.comparisons_dyn, DYNAMIC_REFERENCE) + "\n")
+        if sentence := budget_sentence(view.comparisons_dyn, DYNAMIC_REFERENCE):
+            parts.append(sentence + "\n")
     elif view.missing_dyn:
         parts.append(
             "Table III (dynamic pruning): no answer yet; missing:\n\n"
