@@ -109,4 +109,7 @@ def resolve_trainer(
     overridden = {k: user[k] for k in TRAINER_KEYS if user.get(k) is not None}
     settings.update(overridden)
     settings["recipe"] = name + ("+overrides" if overridden else "")
+    # Which settings the user typed: the tables give such runs a column of their own (a 12-epoch SEVEN-pre is
+    # a budget-matched control, not another seed of the 3-epoch row), and the record says which they were.
+    settings["overrides"] = sorted(overridden)
     return settings

@@ -16,7 +16,9 @@ from seven_bench.recipes import resolve_trainer
 # Keys of a pruner config that steer resolution but are not hyperparameters of the cell.
 _PRUNER_META = ("by_task", "paper_by_task", "trainer", "hparams_source_doc")
 # Keys that do not change what a cell computes, so they stay out of its hash.
-_UNHASHED_TRAINER = ("device", "num_workers", "checkpoint_every", "keep_checkpoints")
+# `overrides` only names which of the (hashed) settings the user typed, so records written before it existed
+# keep their hash.
+_UNHASHED_TRAINER = ("device", "num_workers", "checkpoint_every", "keep_checkpoints", "overrides")
 
 
 def cell_identity(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from seven_bench.conf import compose_config
 from seven_bench.errors import UserError
 from seven_bench.records import record_path
 from seven_bench.run import run_cell
-from seven_bench.spec import build_spec
+from seven_bench.spec import build_spec, cell_identity
 from tests.conftest import requires_shared_data
 
 pytestmark = requires_shared_data()
@@ -65,7 +65,13 @@ def test_recipe_resolution_and_hash():
     spec = _spec("pruner=seven_pre", "sparsity=0.6")
     assert spec.trainer["optimizer"] == "adamw" and spec.trainer["epochs"] == 2 and spec.trainer["lr"] == 2e-5
     assert spec.trainer["recipe"] == "bert_pre+overrides"
+    assert spec.trainer["overrides"] == ["epochs", "max_steps"]
     assert spec.cell_hash == _spec("pruner=seven_pre", "sparsity=0.6", "trainer.device=cpu").cell_hash
+    # `overrides` names typed settings whose values the hash already holds: a record written before it keeps
+    # its hash
+    without = spec.to_dict()
+    del without["trainer"]["overrides"]
+    assert cell_identity(without) == cell_identity(spec.to_dict())
     assert spec.cell_hash != _spec("pruner=seven_pre", "sparsity=0.6", "seed=1").cell_hash
     # dense ignores sparsity, so a sweep's dense cells collapse into one
     assert _spec("pruner=dense", "sparsity=0.5").cell_hash == _spec("pruner=dense", "sparsity=0.6").cell_hash

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from seven_bench.tables import default_baselines_dir, load_baselines, main
-from seven_bench.tables.keys import run_variant
+from seven_bench.tables.keys import run_variant, trainer_changes, trainer_setup
 from seven_bench.tables.plots import epoch_trajectories, plot_epoch_trajectories
 from seven_bench.tables.proxy import (
     DAGGER,
@@ -372,6 +372,71 @@ def test_training_steps_behind_each_cell_and_the_leads_they_bought(baselines: pd
     )
 
 
+def test_typed_trainer_settings_name_their_own_column() -> None:
+    """`trainer.epochs=21` is another setup than the recipe's: the record's `overrides` say which settings were
+    typed; an older record (no `overrides`) is diffed against its recipe, or marked `?` when the recipe is a
+    pruner's own, whose values it does not hold."""
+    record = make_record()
+    assert run_variant(record) == "" and trainer_changes(record["spec"]["trainer"]) == []
+    record["spec"]["trainer"].update(recipe="bert_pre+overrides", epochs=21, overrides=["epochs"])
+    assert run_variant(record) == "epochs=21"
+    assert trainer_setup(record["spec"]["trainer"]) == "bert_pre+epochs=21"
+    del record["spec"]["trainer"]["overrides"]  # older record: the diff against bert_pre finds the same
+    assert run_variant(record) == "epochs=21"
+    record["spec"]["trainer"]["epochs"] = 3  # typed the recipe's own value: the same setup
+    assert run_variant(record) == ""
+    record["spec"]["trainer"]["recipe"] = "gmp+overrides"
+    assert trainer_changes(record["spec"]["trainer"]) == ["?"]
+    record["spec"]["model"]["prune_pooler"] = True
+    record["spec"]["trainer"].update(overrides=["lr", "max_steps"], lr=3e-5, max_steps=4)
+    assert run_variant(record) == "pooler pruned, lr=3e-05, max_steps=4"
+
+
+def test_a_budget_matched_control_sits_beside_the_lead_it_tests(baselines: pd.DataFrame) -> None:
+    """SEVEN-pre typed `trainer.epochs=21` trains as many steps as a ticket's 6 rounds + fine-tune: its own
+    column (not three more seeds of the 3-epoch row), with the dense run of that setup as its reference, and
+    the budget sentence sets it beside the ticket's lead."""
+
+    def timed(records: list[dict[str, Any]], before: int, steps: int, epochs: int = 3) -> list[dict[str, Any]]:
+        for record in records:
+            record["timing"] = {"steps": steps, "steps_before_finetune": before}
+            if epochs != 3:
+                record["spec"]["trainer"].update(recipe="bert_pre+overrides", epochs=epochs, overrides=["epochs"])
+                record["cell_hash"] = f"e{epochs}" + record["cell_hash"][3:]
+        return records
+
+    records = (
+        timed(seeds("seven_pre", [0.67, 0.68, 0.66]), 0, 100)
+        + timed(seeds("lth", [0.71, 0.72, 0.73]), 600, 100)
+        + timed(seeds("dense", [0.80, 0.82]), 0, 100)
+        + timed(seeds("seven_pre", [0.75, 0.71]), 0, 700, epochs=21)
+        + timed(seeds("dense", [0.85]), 0, 700, epochs=21)
+    )
+    view = build_proxy(records, baselines)
+    cells = view.cells.set_index(["column", "method"])
+    assert cells.loc[("RTE@60", "seven_pre"), "n"] == 3
+    assert cells.loc[("RTE@60", "seven_pre"), "mean"] == pytest.approx(67.0)
+    assert cells.loc[("RTE@60", "dense"), "mean"] == pytest.approx(81.0)
+    assert cells.loc[("RTE@60 [epochs=21]", "seven_pre"), "mean"] == pytest.approx(73.0)
+    assert cells.loc[("RTE@60 [epochs=21]", "dense"), "mean"] == pytest.approx(85.0)
+    assert [(c.column, c.method) for c in view.comparisons] == [("RTE@60", "lth")]  # no baseline in the control's
+    control = view.comparisons[0].control
+    assert control is not None and (control.column, control.steps, control.n) == ("RTE@60 [epochs=21]", 700, 2)
+    assert budget_sentence(view.comparisons) == (
+        "Of the 1 comparison(s) where the baseline's mean is at or above SEVEN-pre's, 1 are baselines that trained "
+        "for more optimizer steps in all (before and during the fine-tune; see the training-steps table): "
+        "Lottery Ticket at RTE@60 (700 vs 100; SEVEN-pre given 700 steps, RTE@60 [epochs=21]: 73.00 ± 2.83 (2) "
+        "against its 72.00)."
+    )
+    timed(records[8:10], 0, 740, epochs=21)  # 40 steps more than the ticket's: beyond BUDGET_MATCH (5%)
+    assert build_proxy(records, baselines).comparisons[0].control is None
+    timed(records[8:10], 0, 730, epochs=21)  # within 5%
+    assert build_proxy(records, baselines).comparisons[0].control is not None
+    for record in records[8:10]:
+        record["spec"]["model"]["prune_pooler"] = True  # another setup than the ticket's, not only typed settings
+    assert build_proxy(records, baselines).comparisons[0].control is None
+
+
 def test_checkpoint_cadence_does_not_split_a_configuration(baselines: pd.DataFrame) -> None:
     """Records written before trainer.checkpoint_every existed, or with another cadence, are one configuration;
     a changed learning rate is not."""
@@ -645,14 +710,25 @@ def test_dynamic_baselines_on_their_own_recipe_get_a_column_beside_seven_dyn(
         + runs("platon", [0.75, 0.76], "seven_dyn")
         + runs("platon", [0.80, 0.77], "platon")  # its own paper's recipe
         + runs("movement", [0.70], "seven_dyn+overrides")  # the same-budget recipe, lr changed: another column
+        + runs("movement", [0.72], "seven_dyn")
     )
-    assert [run_variant(r) for r in records[3:]] == ["dynamic", "dynamic, own recipe", "dynamic, own recipe", "dynamic"]
+    records[-2]["spec"]["trainer"].update(overrides=["lr"], lr=3e-5)
+    records[-2]["cell_hash"] = "lr3" + records[-2]["cell_hash"][3:]
+    assert [run_variant(r) for r in records[3:]] == [
+        "dynamic",
+        "dynamic, own recipe",
+        "dynamic, own recipe",
+        "dynamic, lr=3e-05",
+        "dynamic",
+    ]
     view = build_proxy(records, baselines)
     cells = view.cells.set_index(["column", "method"])
     assert cells.loc[("MRPC@50 [dynamic]", "platon"), "mean"] == pytest.approx(75.5)
     assert cells.loc[("MRPC@50 [dynamic, own recipe]", "platon"), "mean"] == pytest.approx(78.5)
     assert cells.loc[("MRPC@50 [dynamic, own recipe]", "seven_dyn"), "mean"] == pytest.approx(78.5)
     assert ("MRPC@50 [dynamic, own recipe]", "movement") not in cells.index
+    assert cells.loc[("MRPC@50 [dynamic]", "movement"), "mean"] == pytest.approx(72.0)  # not averaged with lr=3e-05
+    assert cells.loc[("MRPC@50 [dynamic, lr=3e-05]", "movement"), "mean"] == pytest.approx(70.0)
     # SEVEN-dyn minus PLATON, paired by seed: +3, +3 on the same budget; -2, +2 against PLATON's own recipe
     found = {(c.column, c.method): c for c in view.comparisons_dyn}
     assert set(found) == {

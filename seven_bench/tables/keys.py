@@ -9,6 +9,8 @@ import re
 import sys
 from typing import Any, Mapping
 
+from seven_bench.recipes import RECIPES, TRAINER_KEYS
+
 DENSE = "dense"
 LION_SUFFIX = "_lion"
 
@@ -223,14 +225,36 @@ DYNAMIC_RECIPE = "seven_dyn"  # Table III's same-budget recipe: SEVEN-dyn's, for
 OWN_RECIPE = "own recipe"
 
 
+def trainer_changes(trainer: Mapping[str, Any]) -> list[str]:
+    """``key=value`` for each trainer setting the user typed over the record's recipe (`trainer.epochs=12`):
+    the record's ``overrides``, or, for a record written before it existed, every setting that differs from
+    the named recipe (``?`` when that recipe is a pruner's own, whose values the record does not hold)."""
+    if "overrides" in trainer:
+        return [f"{key}={trainer.get(key)}" for key in trainer["overrides"]]
+    base, _, changed = str(trainer.get("recipe") or "").partition("+")
+    if not changed:
+        return []
+    if base not in RECIPES:
+        return ["?"]
+    recipe = {"max_steps": None, **RECIPES[base]}
+    return [f"{key}={trainer.get(key)}" for key in TRAINER_KEYS if trainer.get(key, recipe[key]) != recipe[key]]
+
+
+def trainer_setup(trainer: Mapping[str, Any]) -> str:
+    """The recipe a record ran and what was typed over it (``bert_pre+epochs=12``): runs with the same setup
+    share a dense reference."""
+    return "+".join([str(trainer.get("recipe") or "").partition("+")[0], *trainer_changes(trainer)])
+
+
 def run_variant(record: Mapping[str, Any]) -> str:
     """The setup a pruned record ran, as a column suffix, so that runs of different setups never share a
     column: "" for the proxy study's own (pre-pruning, pooler kept dense), "pooler pruned" for
     `model.prune_pooler=true` (the paper's prunable set, which the scan also sweeps), "dynamic" for Table III's
     dynamic pruning on SEVEN-dyn's recipe (another recipe and budget), "dynamic, own recipe" for a dynamic
     baseline on its own paper's recipe (`trainer.recipe=own`: PLATON's Adamax, movement's 3e-5 with warm-up;
-    another "X recipe" for any other), joined with ", ". Dense records get theirs from the runs they are the
-    reference of (seven_bench.tables.proxy.proxy_frame)."""
+    another "X recipe" for any other), then the trainer settings typed over the recipe (``epochs=12``: a
+    budget-matched control, not another seed of the recipe's row), joined with ", ". Dense records get theirs
+    from the runs they are the reference of (seven_bench.tables.proxy.proxy_frame)."""
     spec = record.get("spec") or {}
     parts = []
     if (spec.get("model") or {}).get("prune_pooler") is True:
@@ -240,4 +264,10 @@ def run_variant(record: Mapping[str, Any]) -> str:
         recipe = str((spec.get("trainer") or {}).get("recipe") or DYNAMIC_RECIPE).split("+")[0]
         if recipe != DYNAMIC_RECIPE:
             parts.append(OWN_RECIPE if recipe == (spec.get("pruner") or {}).get("name") else f"{recipe} recipe")
+    parts.extend(trainer_changes(spec.get("trainer") or {}))
     return ", ".join(parts)
+
+
+def is_trainer_change(part: str) -> bool:
+    """Whether a part of a variant is a typed trainer setting (``epochs=12``) rather than a setup's name."""
+    return "=" in part or part == "?"

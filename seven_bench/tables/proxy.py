@@ -26,6 +26,7 @@ from seven_bench.tables.keys import (
     method_label,
     run_variant,
     task_label,
+    trainer_setup,
 )
 from seven_bench.tables.layout import MISSING, format_cell, misses_sparsity
 from seven_bench.tables.proxy_answer import (
@@ -89,11 +90,13 @@ def collapse_reports(record: Mapping[str, Any]) -> list[str]:
 
 def proxy_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Successful records as in records.csv, plus ``collapse`` (their layer-collapse warnings, joined),
-    ``sparsity_pct``/``standin`` as the paper tables use them, ``recipe`` and ``variant`` (keys.run_variant).
+    ``sparsity_pct``/``standin`` as the paper tables use them, ``recipe`` (keys.trainer_setup) and ``variant``
+    (keys.run_variant).
 
     A dense run is the reference of the pruned runs of its model and task that ran its recipe, so it appears
     once per variant of those (the 3-epoch dense run beside Table II's methods, with the pooler pruned or not;
-    a 10-epoch one beside the dynamic methods); a dense run whose recipe no pruned run shares is left out.
+    a 10-epoch one beside the dynamic methods, a 12-epoch one beside the pruned runs typed `trainer.epochs=12`);
+    a dense run whose setup no pruned run shares is left out.
     SEVEN-dyn's own recipe is the same-budget one, so its runs there also stand in the columns where the
     dynamic baselines ran their own papers' recipes ("dynamic, own recipe").
     """
@@ -101,7 +104,7 @@ def proxy_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         {
             **record_row(record),
             "collapse": "; ".join(collapse_reports(record)),
-            "recipe": str(((record.get("spec") or {}).get("trainer") or {}).get("recipe")),
+            "recipe": trainer_setup((record.get("spec") or {}).get("trainer") or {}),
             "variant": run_variant(record),
         }
         for record in records

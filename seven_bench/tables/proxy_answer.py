@@ -12,14 +12,28 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from seven_bench.tables.keys import is_dense, method_label
-from seven_bench.tables.layout import MISSING
+from seven_bench.tables.keys import is_dense, is_trainer_change, method_label
+from seven_bench.tables.layout import MISSING, format_cell
 from seven_bench.tables.stats import PairedDifference, paired_difference, seeds_phrase
 
 REFERENCE = "seven_pre"  # the method whose ordering over its baselines the study asks about
 DYNAMIC_REFERENCE = "seven_dyn"  # the same question for Table III's dynamic methods
 # Baselines to suggest when a reference has none yet: those of its own table.
+# How close a budget control's optimizer steps must come to the baseline's (a fraction of the baseline's).
+BUDGET_MATCH = 0.05
 EXAMPLE_BASELINES = {REFERENCE: "random, magnitude, snip, grasp", DYNAMIC_REFERENCE: "platon, movement, soft_movement"}
+
+
+@dataclass(frozen=True)
+class BudgetControl:
+    """The reference run with as many optimizer steps as a baseline that trained longer (`trainer.epochs=12`
+    beside a ticket's 3 rounds + fine-tune): whether the baseline's lead is its mask or its extra training."""
+
+    column: str
+    steps: float
+    mean: float
+    std: float
+    n: int
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,7 @@ class Comparison:
     # Optimizer steps behind each side's number (before the fine-tune + the fine-tune; proxy.budget_table).
     reference_steps: float = math.nan
     other_steps: float = math.nan
+    control: BudgetControl | None = None  # the reference given the baseline's steps, where one ran
 
     @property
     def ahead(self) -> bool:
@@ -85,9 +100,32 @@ def comparisons(
                 reference,
                 steps[(column, reference)],
                 steps[(column, method)],
+                budget_control(cells, column, reference, steps[(column, method)])
+                if steps[(column, method)] > steps[(column, reference)]
+                else None,
             )
         )
     return found
+
+
+def budget_control(cells: pd.DataFrame, column: str, reference: str, steps: float) -> BudgetControl | None:
+    """The reference's cell that differs from its cell in ``column`` only by typed trainer settings (its variant
+    adds ``epochs=12`` and the like) and trained within BUDGET_MATCH of ``steps`` optimizer steps in all."""
+    ours = cells[(cells["column"] == column) & (cells["method"] == reference)].iloc[0]
+    parts = set(filter(None, ours["variant"].split(", ")))
+    for cell in cells[
+        (cells["method"] == reference)
+        & (cells["model"] == ours["model"])
+        & (cells["task"] == ours["task"])
+        & (cells["sparsity_pct"] == ours["sparsity_pct"])
+        & (cells["column"] != column)
+    ].to_dict("records"):
+        theirs = set(filter(None, cell["variant"].split(", ")))
+        extra, total = theirs - parts, cell["steps_before_finetune"] + cell["finetune_steps"]
+        typed_only = parts <= theirs and extra and all(map(is_trainer_change, extra))
+        if typed_only and abs(total - steps) <= BUDGET_MATCH * steps:
+            return BudgetControl(cell["column"], total, cell["mean"], cell["std"], cell["n"])
+    return None
 
 
 def significance_table(found: Sequence[Comparison], reference: str = REFERENCE) -> pd.DataFrame:
@@ -219,7 +257,15 @@ def budget_sentence(found: Sequence[Comparison], reference: str = REFERENCE) -> 
     name = method_label(reference)
     longer = [c for c in leading if c.trained_longer]
     listed = "; ".join(
-        f"{method_label(c.method)} at {c.column} ({c.other_steps:,.0f} vs {c.reference_steps:,.0f})" for c in longer
+        f"{method_label(c.method)} at {c.column} ({c.other_steps:,.0f} vs {c.reference_steps:,.0f}"
+        + (
+            f"; {name} given {c.control.steps:,.0f} steps, {c.control.column}: "
+            f"{format_cell(c.control.mean, c.control.std, c.control.n)} against its {c.other_mean:.2f}"
+            if c.control
+            else ""
+        )
+        + ")"
+        for c in longer
     )
     unknown = sum(math.isnan(c.other_steps) or math.isnan(c.reference_steps) for c in leading)
     cannot_say = f" ({unknown} of them cannot say: a record without the count)" if unknown else ""

@@ -51,7 +51,9 @@ TABLES = (
         "fine-tune's own steps, mean over the cell's records (an EarlyBird search stops where its seed draws "
         "the ticket). Scoring passes that update no weight (SNIP's batch, SEVEN-pre's scoring steps) count 0; a "
         "dynamic method prunes during its fine-tune. A method with more steps had more task training, not only "
-        "another mask: read the ours-vs-paper table with this one (?: a record that cannot say).",
+        "another mask: read the ours-vs-paper table with this one (?: a record that cannot say). A column named "
+        "by typed trainer settings ([epochs=12]) holds a budget-matched control, SEVEN-pre given a baseline's "
+        "steps; the answer sets it beside that baseline's lead.",
     ),
     (
         "proxy_ranking",
