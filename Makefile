@@ -48,7 +48,12 @@ PROXY_SWEEPS = \
 	"+experiment=proxy_table3 seed=0,1,2" \
 	"+experiment=proxy_curve" \
 	"+experiment=proxy_curve pruner=seven_pre pruner.resurrection=true sparsity=0.5,0.7" \
-	"+experiment=proxy_table3 trainer.recipe=own pruner=seven_dyn,platon,movement,soft_movement seed=0,1,2"
+	"+experiment=proxy_table3 trainer.recipe=own pruner=seven_dyn,platon,movement,soft_movement seed=0,1,2" \
+	"+experiment=proxy_table2 task=mrpc sparsity=0.3 pruner=seven_pre,dense trainer.epochs=12 seed=0,1,2" \
+	"+experiment=proxy_table2 task=mrpc sparsity=0.5 pruner=seven_pre,dense trainer.epochs=18 seed=0,1,2"
+# The last two: budget-matched controls, SEVEN-pre (and dense) given the lottery ticket's optimizer steps at
+# MRPC@30 (3 IMP rounds + the fine-tune: 1,380 = 12 epochs) and @50 (5 rounds: 2,070 = 18 epochs); columns of
+# their own ([epochs=12], [epochs=18]), quoted beside the ticket's lead in the report's answer.
 proxy: install
 	@for sweep in $(PROXY_SWEEPS); do echo "== $$sweep"; $(PROXY) $$sweep || exit 1; done
 
