@@ -18,9 +18,9 @@ from seven_bench.tables.stats import PairedDifference, paired_difference, seeds_
 
 REFERENCE = "seven_pre"  # the method whose ordering over its baselines the study asks about
 DYNAMIC_REFERENCE = "seven_dyn"  # the same question for Table III's dynamic methods
-# Baselines to suggest when a reference has none yet: those of its own table.
 # How close a budget control's optimizer steps must come to the baseline's (a fraction of the baseline's).
 BUDGET_MATCH = 0.05
+# Baselines to suggest when a reference has none yet: those of its own table.
 EXAMPLE_BASELINES = {REFERENCE: "random, magnitude, snip, grasp", DYNAMIC_REFERENCE: "platon, movement, soft_movement"}
 
 
