@@ -420,6 +420,8 @@ def test_a_budget_matched_control_sits_beside_the_lead_it_tests(baselines: pd.Da
     assert cells.loc[("RTE@60 [epochs=21]", "seven_pre"), "mean"] == pytest.approx(73.0)
     assert cells.loc[("RTE@60 [epochs=21]", "dense"), "mean"] == pytest.approx(85.0)
     assert [(c.column, c.method) for c in view.comparisons] == [("RTE@60", "lth")]  # no baseline in the control's
+    assert view.versus.loc["SEVEN-pre", "RTE@60 [epochs=21] (not a paper column)"] == "73.00 ± 2.83 (2)"
+    assert "RTE@60 [epochs=21]" not in view.ranking.index  # the paper ran RTE@60 on 3 epochs only
     control = view.comparisons[0].control
     assert control is not None and (control.column, control.steps, control.n) == ("RTE@60 [epochs=21]", 700, 2)
     assert budget_sentence(view.comparisons) == (

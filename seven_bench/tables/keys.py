@@ -271,3 +271,9 @@ def run_variant(record: Mapping[str, Any]) -> str:
 def is_trainer_change(part: str) -> bool:
     """Whether a part of a variant is a typed trainer setting (``epochs=12``) rather than a setup's name."""
     return "=" in part or part == "?"
+
+
+def changes_trainer(variant: str) -> bool:
+    """Whether a column's variant types trainer settings over its recipe: a budget-matched control runs the
+    paper's cell on another budget, so the paper printed no number for it."""
+    return any(map(is_trainer_change, variant.split(", ")))

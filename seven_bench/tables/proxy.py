@@ -21,6 +21,7 @@ from seven_bench.tables.keys import (
     DYNAMIC,
     DYNAMIC_RECIPE,
     OWN_RECIPE,
+    changes_trainer,
     column_label,
     is_dense,
     method_label,
@@ -207,6 +208,7 @@ def proxy_cells(frame: pd.DataFrame, baselines: pd.DataFrame) -> tuple[pd.DataFr
             key=lambda c: (c[2] != "", (c[0], c[1]) not in paper_order, paper_order.get((c[0], c[1]), 0), c),
         )
         for task, pct, variant in columns:
+            printed = (task, pct) in paper_columns and not changes_trainer(variant)
             header = column_label(task, pct) + (f" [{variant}]" if variant else "")
             header += f" [{model}]" if several_models else ""
             present = [
@@ -228,10 +230,10 @@ def proxy_cells(frame: pd.DataFrame, baselines: pd.DataFrame) -> tuple[pd.DataFr
                         "sparsity_pct": pct,
                         "variant": variant,
                         "column": header,
-                        "paper_column": (task, pct) in paper_columns,
+                        "paper_column": printed,
                         "method": method,
                         "label": method_label(method),
-                        **_cell(runs, lookup.get((reference, task, at, method), [])),
+                        **_cell(runs, lookup.get((reference, task, at, method), []) if printed else []),
                     }
                 )
     return pd.DataFrame(rows, columns=CELL_COLUMNS), values

@@ -39,7 +39,9 @@ TABLES = (
         "Cells: ours, mean ± sample std over seeds (n seeds) of each run's reported metric at the last epoch, in "
         f"percent, vs the paper's number as printed ({MISSING}: none). {DAGGER}: a record of the cell reports layer "
         f"collapse; {OFF_TARGET}: its records end at another sparsity than the column's (see the footnotes). "
-        f'Columns the paper does not print are marked "{NOT_A_PAPER_COLUMN}". The '
+        f'Columns the paper does not print are marked "{NOT_A_PAPER_COLUMN}", and so are budget-matched controls '
+        "(a column named by typed trainer settings, such as [epochs=12]: the paper's cell on another budget, "
+        "so the paper's number is not its reference). The "
         "stand-in is another model than the paper's, so compare orderings, not values.",
     ),
     (
