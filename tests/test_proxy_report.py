@@ -28,6 +28,7 @@ from seven_bench.tables.proxy import (
     proxy_frame,
 )
 from seven_bench.tables.proxy_answer import budget_sentence
+from seven_bench.tables.proxy_report import what_ran
 from seven_bench.tables.prune_profile import weight_role
 from seven_bench.tables.render import latex_escape
 from seven_bench.tables.stats import mean_tau, paired_difference, rank_agreement, verdict
@@ -422,6 +423,7 @@ def test_a_budget_matched_control_sits_beside_the_lead_it_tests(baselines: pd.Da
     assert [(c.column, c.method) for c in view.comparisons] == [("RTE@60", "lth")]  # no baseline in the control's
     assert view.versus.loc["SEVEN-pre", "RTE@60 [epochs=21] (not a paper column)"] == "73.00 ± 2.83 (2)"
     assert "RTE@60 [epochs=21]" not in view.ranking.index  # the paper ran RTE@60 on 3 epochs only
+    assert "bert_pre+epochs=21: adamw, lr 2e-05, 21 epoch(s)" in "\n".join(what_ran(records, []))
     control = view.comparisons[0].control
     assert control is not None and (control.column, control.steps, control.n) == ("RTE@60 [epochs=21]", 700, 2)
     assert budget_sentence(view.comparisons) == (

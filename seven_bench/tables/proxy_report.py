@@ -14,7 +14,15 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from seven_bench.tables.aggregate import records_frame
-from seven_bench.tables.keys import OWN_RECIPE, column_label, is_dense, method_key, method_label, task_label
+from seven_bench.tables.keys import (
+    OWN_RECIPE,
+    column_label,
+    is_dense,
+    method_key,
+    method_label,
+    task_label,
+    trainer_setup,
+)
 from seven_bench.tables.layout import MISSING
 from seven_bench.tables.plots import plot_epoch_trajectories, plot_proxy_curves
 from seven_bench.tables.proxy import (
@@ -133,7 +141,7 @@ def _counted(values: Sequence[Any]) -> str:
 def _recipe(trainer: Mapping[str, Any]) -> str:
     steps = f", at most {trainer['max_steps']} steps" if trainer.get("max_steps") else ""
     return (
-        f"{trainer.get('recipe', '?')}: {trainer.get('optimizer')}, lr {trainer.get('lr')}, "
+        f"{trainer_setup(trainer) or '?'}: {trainer.get('optimizer')}, lr {trainer.get('lr')}, "
         f"{trainer.get('epochs')} epoch(s), batch {trainer.get('batch_size')}, "
         f"{trainer.get('lr_schedule')} schedule{steps}"
     )
