@@ -524,20 +524,51 @@ def test_weights_are_named_without_this_machines_paths():
     assert _portable("sentence-transformers/all-MiniLM-L6-v2") == "sentence-transformers/all-MiniLM-L6-v2"
 
 
+def with_epochs(pruner: str, seed: int, values: list[float], sparsity: float = 0.6) -> dict[str, Any]:
+    """A record whose dev accuracy after each epoch is ``values`` (fractions; the last is the reported one)."""
+    record = make_record(pruner, values[-1], seed, sparsity=sparsity)
+    record["metrics"]["per_epoch"] = [{"epoch": i + 1, "dev": {"accuracy": v}} for i, v in enumerate(values)]
+    return record
+
+
+def test_a_cell_still_rising_at_the_recipes_end_is_marked(baselines: pd.DataFrame) -> None:
+    """SEVEN-pre's last epoch adds 5 and 2 points (mean 3.5 >= 2): marked, and the footnote gives each seed's last
+    two epochs; One-shot's adds 1 and 3 (mean 2.0, the threshold itself): marked; dense's adds 1.5: not; a
+    cell of one epoch cannot tell: not."""
+    records = [
+        with_epochs("seven_pre", 0, [0.40, 0.55, 0.60]),
+        with_epochs("seven_pre", 1, [0.50, 0.60, 0.62]),
+        with_epochs("magnitude", 0, [0.60, 0.63, 0.64]),
+        with_epochs("magnitude", 1, [0.60, 0.61, 0.64]),
+        with_epochs("dense", 0, [0.70, 0.785, 0.80]),
+        with_epochs("snip", 0, [0.58]),
+    ]
+    view = build_proxy(records, baselines)
+    cells = view.cells.set_index(["column", "method"])
+    assert cells.loc[("RTE@60", "seven_pre"), "last_epoch_gain"] == pytest.approx(3.5)
+    assert cells.loc[("RTE@60", "magnitude"), "last_epoch_gain"] == pytest.approx(2.0)
+    assert cells.loc[("RTE@60", "dense"), "last_epoch_gain"] == pytest.approx(1.5)
+    assert math.isnan(cells.loc[("RTE@60", "snip"), "last_epoch_gain"])
+    assert view.versus.loc["SEVEN-pre", "RTE@60"].startswith("61.00 ± 1.41 (2)↑ vs ")
+    assert view.versus.loc["One-shot", "RTE@60"].startswith("64.00 ± 0.00 (2)↑ vs ")
+    assert "↑" not in view.versus.loc["Dense", "RTE@60"] + view.versus.loc["SNIP", "RTE@60"]
+    assert (
+        "↑ RTE@60, SEVEN-pre: still rising when its recipe ended, the last epoch added +3.50 points on average "
+        "(seed 0: 55.00 → 60.00, seed 1: 60.00 → 62.00): its number is where training stopped, not where the "
+        "method levels out."
+    ) in view.footnotes
+    assert latex_escape(view.versus.loc["SEVEN-pre", "RTE@60"]).startswith("61.00 $\\pm$ 1.41 (2)$^\\uparrow$")
+
+
 def test_epoch_trajectories_put_dense_in_every_pruned_column(tmp_path: Path) -> None:
     """Hand-made per-epoch values: each run's epochs come back in order, dense is repeated in each pruned column
     of its task, and one plot is drawn per column."""
 
-    def run(pruner: str, seed: int, values: list[float], sparsity: float = 0.6) -> dict[str, Any]:
-        record = make_record(pruner, values[-1], seed, sparsity=sparsity)
-        record["metrics"]["per_epoch"] = [{"epoch": i + 1, "dev": {"accuracy": v}} for i, v in enumerate(values)]
-        return record
-
     records = [
-        run("dense", 0, [0.60, 0.70, 0.75]),
-        run("seven_pre", 0, [0.10, 0.40, 0.55]),
-        run("seven_pre", 1, [0.20, 0.50, 0.65]),
-        run("magnitude", 0, [0.50, 0.60], sparsity=0.8),
+        with_epochs("dense", 0, [0.60, 0.70, 0.75]),
+        with_epochs("seven_pre", 0, [0.10, 0.40, 0.55]),
+        with_epochs("seven_pre", 1, [0.20, 0.50, 0.65]),
+        with_epochs("magnitude", 0, [0.50, 0.60], sparsity=0.8),
     ]
     long = epoch_trajectories(proxy_frame(records))
     seven = long[long["method"] == "seven_pre"].groupby("epoch")["value_pct"].mean()

@@ -107,6 +107,11 @@ def steps_before_finetune(record: Mapping[str, Any]) -> float:
     return math.nan if name in LEGACY_UNKNOWN or record.get("status") != "ok" else 0.0
 
 
+def epoch_values(per_epoch_pct: Any) -> list[float]:
+    """A row's ``per_epoch_pct`` ("61.61;67.76") back as numbers, epochs without a value left out."""
+    return [float(value) for value in str(per_epoch_pct or "").split(";") if value not in ("", "nan")]
+
+
 def record_row(record: Mapping[str, Any]) -> dict[str, Any]:
     """One record flattened to the columns of records.csv (metric values in percent, sparsity as fractions)."""
     spec = record["spec"]

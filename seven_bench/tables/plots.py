@@ -13,7 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from seven_bench.tables.aggregate import joined, usable
+from seven_bench.tables.aggregate import epoch_values, joined, usable
 from seven_bench.tables.keys import is_dense, method_label, task_label
 
 
@@ -198,7 +198,7 @@ def epoch_trajectories(frame: pd.DataFrame) -> pd.DataFrame:
     columns = ["model", "task", "sparsity_pct", "variant", "method", "seed", "epoch", "value_pct"]
     rows = []
     for run in frame.itertuples(index=False):
-        values = [float(value) for value in str(run.per_epoch_pct or "").split(";") if value not in ("", "nan")]
+        values = epoch_values(run.per_epoch_pct)
         rows += [
             (run.model, run.task, run.sparsity_pct, run.variant, run.method, run.seed, epoch, value)
             for epoch, value in enumerate(values, start=1)

@@ -30,6 +30,8 @@ from seven_bench.tables.proxy import (
     DYNAMIC_REFERENCE,
     NOT_A_PAPER_COLUMN,
     OFF_TARGET,
+    STILL_RISING,
+    STILL_RISING_PCT,
     ProxyView,
     build_proxy,
     paper_model_name,
@@ -46,7 +48,9 @@ TABLES = (
         "Ours vs the paper",
         "Cells: ours, mean ± sample std over seeds (n seeds) of each run's reported metric at the last epoch, in "
         f"percent, vs the paper's number as printed ({MISSING}: none). {DAGGER}: a record of the cell reports layer "
-        f"collapse; {OFF_TARGET}: its records end at another sparsity than the column's (see the footnotes). "
+        f"collapse; {OFF_TARGET}: its records end at another sparsity than the column's; {STILL_RISING}: still "
+        f"rising when its recipe ended (its last epoch added {STILL_RISING_PCT:g} points or more, mean over seeds; "
+        "see the footnotes). "
         f'Columns the paper does not print are marked "{NOT_A_PAPER_COLUMN}", and so are budget-matched controls '
         "(a column named by typed trainer settings, such as [epochs=12]: the paper's cell on another budget, "
         "so the paper's number is not its reference). The "

@@ -40,6 +40,7 @@ _LATEX_ESCAPES = {
     "−": "-",
     "†": r"$^\dagger$",
     "‡": r"$^\ddagger$",
+    "↑": r"$^\uparrow$",
     "≥": r"$\geq$",
     ">": r"$>$",
     "<": r"$<$",
