@@ -27,7 +27,7 @@ from seven_bench.tables.proxy import (
     missing_for_answer,
     proxy_frame,
 )
-from seven_bench.tables.proxy_answer import budget_sentence
+from seven_bench.tables.proxy_answer import budget_sentence, rising_sentence
 from seven_bench.tables.proxy_report import what_ran
 from seven_bench.tables.prune_profile import weight_role
 from seven_bench.tables.render import latex_escape
@@ -558,6 +558,17 @@ def test_a_cell_still_rising_at_the_recipes_end_is_marked(baselines: pd.DataFram
         "method levels out."
     ) in view.footnotes
     assert latex_escape(view.versus.loc["SEVEN-pre", "RTE@60"]).startswith("61.00 $\\pm$ 1.41 (2)$^\\uparrow$")
+    assert rising_sentence(view.cells, view.comparisons) == (
+        "SEVEN-pre was still rising when its recipe ended in RTE@60 (its last epoch added +3.50 points; the "
+        "baselines at or above it there: One-shot +2.00): there its number is where training stopped, not where it "
+        "levels out, and a longer recipe could reorder it."
+    )
+    records[1] = with_epochs("seven_pre", 1, [0.50, 0.61, 0.62])  # 5 and 1 points: mean 3.0, still marked
+    view = build_proxy(records, baselines)
+    assert "+3.00 points" in rising_sentence(view.cells, view.comparisons)
+    records[0] = with_epochs("seven_pre", 0, [0.40, 0.58, 0.60])  # 2 and 1: mean 1.5, levelled out
+    flat = build_proxy(records, baselines)
+    assert rising_sentence(flat.cells, flat.comparisons) == "" and "↑" not in flat.versus.loc["SEVEN-pre", "RTE@60"]
 
 
 def test_epoch_trajectories_put_dense_in_every_pruned_column(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from seven_bench.tables.proxy_answer import (
     comparisons,
     missing_for_answer,
     significance_table,
+    still_rising,
     summary_table,
 )
 from seven_bench.tables.proxy_answer import REFERENCE as REFERENCE
@@ -47,10 +48,6 @@ COLLAPSE = "layer collapse"  # the phrase of seven_bench.pruning.base.collapse_w
 DAGGER = "†"
 OFF_TARGET = "‡"  # the cell's records end at another sparsity than its column's (layout.misses_sparsity)
 STILL_RISING = "↑"
-# Points the last epoch must add, on average over seeds, for a cell to count as still rising when its recipe
-# ended: 8 MRPC dev examples (0.245 points each) or 0.02 Pearson, above the last-epoch moves of the converged
-# dense runs here (MRPC +0.7 to +2.0 points).
-STILL_RISING_PCT = 2.0
 NOT_A_PAPER_COLUMN = "not a paper column"
 PAPER_MODEL_OF = {"minilm": "bert", "tiny_bert": "bert", "tiny_clip": "clip"}
 PAPER_MODEL_NAMES = {"bert": "BERT-base", "clip": "CLIP ViT-B/32"}
@@ -179,12 +176,6 @@ def _last_epochs(runs: pd.DataFrame) -> pd.DataFrame:
     return last.assign(gain=last["last"] - last["before"])
 
 
-def still_rising(cell: Mapping[str, Any]) -> bool:
-    """Whether the cell's metric was still climbing when its recipe stopped: its number is where training was cut
-    off, not where the method levels out, so a longer recipe could reorder it against a converged neighbour."""
-    return bool(cell["last_epoch_gain"] >= STILL_RISING_PCT)  # NaN (one epoch): False
-
-
 def _cell(runs: pd.DataFrame, published: list[tuple[str, float]]) -> dict[str, Any]:
     """One cell's statistics over seeds, and the paper's number from the table the records feed (Table II's
     SEVEN-pre QNLI@70, not Table IV's), else the first one printed."""
@@ -277,7 +268,7 @@ def ours_text(cell: Mapping[str, Any]) -> str:
     marks = (
         (DAGGER if cell["collapsed"] else "")
         + (OFF_TARGET if off_target(cell) else "")
-        + (STILL_RISING if still_rising(cell) else "")
+        + (STILL_RISING if still_rising(cell["last_epoch_gain"]) else "")
     )
     return format_cell(cell["mean"], cell["std"], cell["n"]) + marks
 
@@ -430,7 +421,7 @@ def _footnotes(frame: pd.DataFrame, cells: pd.DataFrame) -> list[str]:
             f"sparsity on average ({achieved}), not the column's {cell['sparsity_pct']:g}%: it is "
             f"{'sparser' if cell['achieved_pct'] > cell['sparsity_pct'] else 'denser'} than the column's other cells."
         )
-    for cell in (cell for cell in cells.to_dict("records") if still_rising(cell)):
+    for cell in (cell for cell in cells.to_dict("records") if still_rising(cell["last_epoch_gain"])):
         last = _last_epochs(_cell_runs(frame, cell))
         per_seed = ", ".join(f"seed {int(row.Index)}: {row.before:.2f} → {row.last:.2f}" for row in last.itertuples())
         lines.append(

@@ -20,6 +20,10 @@ REFERENCE = "seven_pre"  # the method whose ordering over its baselines the stud
 DYNAMIC_REFERENCE = "seven_dyn"  # the same question for Table III's dynamic methods
 # How close a budget control's optimizer steps must come to the baseline's (a fraction of the baseline's).
 BUDGET_MATCH = 0.05
+# Points the last epoch must add, on average over seeds, for a cell to count as still rising when its recipe
+# ended: 8 MRPC dev examples (0.245 points each) or 0.02 Pearson, above the last-epoch moves of the converged
+# dense runs here (MRPC +0.7 to +2.0 points).
+STILL_RISING_PCT = 2.0
 # Baselines to suggest when a reference has none yet: those of its own table.
 EXAMPLE_BASELINES = {REFERENCE: "random, magnitude, snip, grasp", DYNAMIC_REFERENCE: "platon, movement, soft_movement"}
 
@@ -274,6 +278,41 @@ def budget_sentence(found: Sequence[Comparison], reference: str = REFERENCE) -> 
         f"fine-tune; see the training-steps table): {listed}."
         if longer
         else f"none is a baseline that trained for more optimizer steps than {name}."
+    )
+
+
+def still_rising(last_epoch_gain: float) -> bool:
+    """Whether a cell whose last epoch added ``last_epoch_gain`` points was still climbing when its recipe stopped:
+    its number is where training was cut off, not where the method levels out, so a longer recipe could reorder it
+    against a converged neighbour."""
+    return bool(last_epoch_gain >= STILL_RISING_PCT)  # NaN (one epoch): False
+
+
+def rising_sentence(cells: pd.DataFrame, found: Sequence[Comparison], reference: str = REFERENCE) -> str:
+    """The columns of the answer where the reference was still rising when its recipe ended, with the last-epoch
+    gains of the baselines at or above it there: a lead over a method that had not finished recovering says as
+    much about the recipe's length as about the masks. Empty when there is none."""
+    gain = {(c["column"], c["method"]): c["last_epoch_gain"] for c in cells.to_dict("records")}
+    rising = [
+        column
+        for column in dict.fromkeys(c.column for c in found)
+        if still_rising(gain.get((column, reference), math.nan))
+    ]
+    if not rising:
+        return ""
+
+    def where(column: str) -> str:
+        leading = ", ".join(
+            f"{method_label(c.method)} {gain[(column, c.method)]:+.2f}"
+            for c in found
+            if c.column == column and not c.ahead and not math.isnan(gain[(column, c.method)])
+        )
+        theirs = f"; the baselines at or above it there: {leading}" if leading else ""
+        return f"{column} (its last epoch added {gain[(column, reference)]:+.2f} points{theirs})"
+
+    return (
+        f"{method_label(reference)} was still rising when its recipe ended in {'; '.join(map(where, rising))}: "
+        "there its number is where training stopped, not where it levels out, and a longer recipe could reorder it."
     )
 
 

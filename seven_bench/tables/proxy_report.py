@@ -31,13 +31,12 @@ from seven_bench.tables.proxy import (
     NOT_A_PAPER_COLUMN,
     OFF_TARGET,
     STILL_RISING,
-    STILL_RISING_PCT,
     ProxyView,
     build_proxy,
     paper_model_name,
     proxy_frame,
 )
-from seven_bench.tables.proxy_answer import budget_sentence
+from seven_bench.tables.proxy_answer import STILL_RISING_PCT, budget_sentence, rising_sentence
 from seven_bench.tables.render import latex_table, markdown_table
 
 # (file stem, ProxyView attribute, title, what the cells mean)
@@ -286,8 +285,9 @@ def render_readme(
     ]
     if view.answer:
         parts.append(" ".join(view.answer) + "\n")
-        if sentence := budget_sentence(view.comparisons):
-            parts.append(sentence + "\n")
+        for sentence in (budget_sentence(view.comparisons), rising_sentence(view.cells, view.comparisons)):
+            if sentence:
+                parts.append(sentence + "\n")
     else:
         parts.append("No answer yet; missing:\n\n" + "\n".join(f"- {reason}" for reason in view.missing) + "\n")
     if view.answer_dyn:
@@ -295,8 +295,12 @@ def render_readme(
             " and the baselines' own" if any(OWN_RECIPE in c.column for c in view.comparisons_dyn) else ""
         )
         parts.append(f"Table III (dynamic pruning, {recipes}): " + " ".join(view.answer_dyn) + "\n")
-        if sentence := budget_sentence(view.comparisons_dyn, DYNAMIC_REFERENCE):
-            parts.append(sentence + "\n")
+        for sentence in (
+            budget_sentence(view.comparisons_dyn, DYNAMIC_REFERENCE),
+            rising_sentence(view.cells, view.comparisons_dyn, DYNAMIC_REFERENCE),
+        ):
+            if sentence:
+                parts.append(sentence + "\n")
     elif view.missing_dyn:
         parts.append(
             "Table III (dynamic pruning): no answer yet; missing:\n\n"
