@@ -430,8 +430,13 @@ def test_a_budget_matched_control_sits_beside_the_lead_it_tests(baselines: pd.Da
         "Of the 1 comparison(s) where the baseline's mean is at or above SEVEN-pre's, 1 are baselines that trained "
         "for more optimizer steps in all (before and during the fine-tune; see the training-steps table): "
         "Lottery Ticket at RTE@60 (700 vs 100; SEVEN-pre given 700 steps, RTE@60 [epochs=21]: 73.00 ± 2.83 (2) "
-        "against its 72.00)."
-    )
+        "against its 72.00, paired by seed +1.50, 95% CI [-30.27, +33.27]: cannot separate with 2 seeds)."
+    )  # seeds 0, 1: 75 − 71 and 71 − 72; +1.50 ± t(0.975, 1) · 3.536 / √2
+    for record, value in zip(records[8:10], [0.80, 0.82]):
+        record["metrics"]["reported_value"] = value
+    control = build_proxy(records, baselines).comparisons[0].control
+    assert control is not None and control.difference.verdict == "better"  # +9 and +10: [+3.15, +15.85]
+    assert (round(control.difference.low, 2), round(control.difference.high, 2)) == (3.15, 15.85)
     timed(records[8:10], 0, 740, epochs=21)  # 40 steps more than the ticket's: beyond BUDGET_MATCH (5%)
     assert build_proxy(records, baselines).comparisons[0].control is None
     timed(records[8:10], 0, 730, epochs=21)  # within 5%

@@ -38,6 +38,8 @@ class BudgetControl:
     mean: float
     std: float
     n: int
+    # The control − the baseline in the baseline's column, paired by seed: the same test as the comparison's.
+    difference: PairedDifference = PairedDifference((), math.nan, math.nan, math.nan)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def comparisons(
                 reference,
                 steps[(column, reference)],
                 steps[(column, method)],
-                budget_control(cells, column, reference, steps[(column, method)])
+                budget_control(cells, values, column, reference, method, steps[(column, method)])
                 if steps[(column, method)] > steps[(column, reference)]
                 else None,
             )
@@ -112,9 +114,17 @@ def comparisons(
     return found
 
 
-def budget_control(cells: pd.DataFrame, column: str, reference: str, steps: float) -> BudgetControl | None:
+def budget_control(
+    cells: pd.DataFrame,
+    values: Mapping[tuple[str, str], Mapping[int, float]],
+    column: str,
+    reference: str,
+    method: str,
+    steps: float,
+) -> BudgetControl | None:
     """The reference's cell that differs from its cell in ``column`` only by typed trainer settings (its variant
-    adds ``epochs=12`` and the like) and trained within BUDGET_MATCH of ``steps`` optimizer steps in all."""
+    adds ``epochs=12`` and the like) and trained within BUDGET_MATCH of ``steps`` optimizer steps in all (the
+    baseline ``method``'s), with its paired difference from that baseline."""
     ours = cells[(cells["column"] == column) & (cells["method"] == reference)].iloc[0]
     parts = set(filter(None, ours["variant"].split(", ")))
     for cell in cells[
@@ -128,7 +138,8 @@ def budget_control(cells: pd.DataFrame, column: str, reference: str, steps: floa
         extra, total = theirs - parts, cell["steps_before_finetune"] + cell["finetune_steps"]
         typed_only = parts <= theirs and extra and all(map(is_trainer_change, extra))
         if typed_only and abs(total - steps) <= BUDGET_MATCH * steps:
-            return BudgetControl(cell["column"], total, cell["mean"], cell["std"], cell["n"])
+            difference = paired_difference(values[(cell["column"], reference)], values[(column, method)])
+            return BudgetControl(cell["column"], total, cell["mean"], cell["std"], cell["n"], difference)
     return None
 
 
@@ -252,6 +263,14 @@ def answer(found: Sequence[Comparison], reference: str = REFERENCE) -> list[str]
     return [first, second]
 
 
+def _control_difference(d: PairedDifference) -> str:
+    """The paired test of a budget-matched control, in the significance table's words ("" without a shared seed)."""
+    if not d.n:
+        return ""
+    interval = f", 95% CI [{d.low:+.2f}, {d.high:+.2f}]" if not math.isnan(d.low) else ""
+    return f", paired by seed {d.mean:+.2f}{interval}: {d.verdict}"
+
+
 def budget_sentence(found: Sequence[Comparison], reference: str = REFERENCE) -> str:
     """Which of the baselines whose mean is at or above the reference's had more training behind their number:
     a lead bought with more task training is another finding than a better mask. Empty when none leads."""
@@ -265,6 +284,7 @@ def budget_sentence(found: Sequence[Comparison], reference: str = REFERENCE) -> 
         + (
             f"; {name} given {c.control.steps:,.0f} steps, {c.control.column}: "
             f"{format_cell(c.control.mean, c.control.std, c.control.n)} against its {c.other_mean:.2f}"
+            f"{_control_difference(c.control.difference)}"
             if c.control
             else ""
         )
