@@ -273,7 +273,12 @@ def is_trainer_change(part: str) -> bool:
     return "=" in part or part == "?"
 
 
+def variant_parts(variant: str) -> set[str]:
+    """The parts run_variant joined ("pooler pruned, epochs=12" -> {"pooler pruned", "epochs=12"}; "" -> none)."""
+    return set(filter(None, variant.split(", ")))
+
+
 def changes_trainer(variant: str) -> bool:
     """Whether a column's variant types trainer settings over its recipe: a budget-matched control runs the
     paper's cell on another budget, so the paper printed no number for it."""
-    return any(map(is_trainer_change, variant.split(", ")))
+    return any(map(is_trainer_change, variant_parts(variant)))

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from seven_bench.tables.keys import is_dense, is_trainer_change, method_label
+from seven_bench.tables.keys import is_dense, is_trainer_change, method_label, variant_parts
 from seven_bench.tables.layout import MISSING, format_cell
 from seven_bench.tables.stats import PairedDifference, paired_difference, seeds_phrase
 
@@ -126,7 +126,7 @@ def budget_control(
     adds ``epochs=12`` and the like) and trained within BUDGET_MATCH of ``steps`` optimizer steps in all (the
     baseline ``method``'s), with its paired difference from that baseline."""
     ours = cells[(cells["column"] == column) & (cells["method"] == reference)].iloc[0]
-    parts = set(filter(None, ours["variant"].split(", ")))
+    parts = variant_parts(ours["variant"])
     for cell in cells[
         (cells["method"] == reference)
         & (cells["model"] == ours["model"])
@@ -134,7 +134,7 @@ def budget_control(
         & (cells["sparsity_pct"] == ours["sparsity_pct"])
         & (cells["column"] != column)
     ].to_dict("records"):
-        theirs = set(filter(None, cell["variant"].split(", ")))
+        theirs = variant_parts(cell["variant"])
         extra, total = theirs - parts, cell["steps_before_finetune"] + cell["finetune_steps"]
         typed_only = parts <= theirs and extra and all(map(is_trainer_change, extra))
         if typed_only and abs(total - steps) <= BUDGET_MATCH * steps:

@@ -36,7 +36,7 @@ from seven_bench.tables.proxy import (
     paper_model_name,
     proxy_frame,
 )
-from seven_bench.tables.proxy_answer import STILL_RISING_PCT, budget_sentence, rising_sentence
+from seven_bench.tables.proxy_answer import REFERENCE, STILL_RISING_PCT, Comparison, budget_sentence, rising_sentence
 from seven_bench.tables.render import latex_table, markdown_table
 
 # (file stem, ProxyView attribute, title, what the cells mean)
@@ -263,6 +263,13 @@ def _tables_of(view: ProxyView) -> list[tuple[str, str, str, str]]:
     ]
 
 
+def _caveats(cells: pd.DataFrame, found: Sequence[Comparison], reference: str) -> list[str]:
+    """The answer's caveats, one paragraph each: the leads that came with more training, and the columns where the
+    reference was still rising when its recipe ended."""
+    sentences = (budget_sentence(found, reference), rising_sentence(cells, found, reference))
+    return [sentence + "\n" for sentence in sentences if sentence]
+
+
 def render_readme(
     view: ProxyView,
     records: Sequence[Mapping[str, Any]],
@@ -285,9 +292,7 @@ def render_readme(
     ]
     if view.answer:
         parts.append(" ".join(view.answer) + "\n")
-        for sentence in (budget_sentence(view.comparisons), rising_sentence(view.cells, view.comparisons)):
-            if sentence:
-                parts.append(sentence + "\n")
+        parts += _caveats(view.cells, view.comparisons, REFERENCE)
     else:
         parts.append("No answer yet; missing:\n\n" + "\n".join(f"- {reason}" for reason in view.missing) + "\n")
     if view.answer_dyn:
@@ -295,12 +300,7 @@ def render_readme(
             " and the baselines' own" if any(OWN_RECIPE in c.column for c in view.comparisons_dyn) else ""
         )
         parts.append(f"Table III (dynamic pruning, {recipes}): " + " ".join(view.answer_dyn) + "\n")
-        for sentence in (
-            budget_sentence(view.comparisons_dyn, DYNAMIC_REFERENCE),
-            rising_sentence(view.cells, view.comparisons_dyn, DYNAMIC_REFERENCE),
-        ):
-            if sentence:
-                parts.append(sentence + "\n")
+        parts += _caveats(view.cells, view.comparisons_dyn, DYNAMIC_REFERENCE)
     elif view.missing_dyn:
         parts.append(
             "Table III (dynamic pruning): no answer yet; missing:\n\n"
