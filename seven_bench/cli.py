@@ -74,14 +74,25 @@ def plan_overrides(argv: list[str]) -> list[str]:
 
 
 def _plan(spec: Any, results_dir: str) -> dict[str, Any]:
-    from seven_bench.records import cell_state
+    from seven_bench.records import cell_state, duration_label, expected_seconds
 
     state = cell_state(results_dir, spec.cell_hash)
+    status: dict[str, Any] = {"status": "planned", "state": state, "cell": spec.cell_hash}
+    cost = ""
+    if state != "done":
+        expected = expected_seconds(results_dir, spec.to_dict())
+        status["expected_seconds"] = expected and expected["seconds"]
+        cost = (
+            f" ({duration_label(expected['seconds'])}, the mean of {expected['runs']} finished run(s) of its setup"
+            f"{'' if expected['same_sparsity'] else ' at other sparsities'})"
+            if expected
+            else " (no finished run of its setup to time it by)"
+        )
     print(
         f"plan: cell {spec.cell_hash} {state}: {spec.model['name']} {spec.task['name']} {spec.pruner['name']} "
-        f"sparsity {spec.sparsity:g} seed {spec.seed}"
+        f"sparsity {spec.sparsity:g} seed {spec.seed}{cost}"
     )
-    return {"status": "planned", "state": state, "cell": spec.cell_hash}
+    return status
 
 
 def _app(cfg) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]

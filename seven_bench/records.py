@@ -12,7 +12,7 @@ import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 SCHEMA_VERSION = 1
 _PACKAGES = (
@@ -75,6 +75,42 @@ def cell_state(results_dir: str | Path, cell_hash: str) -> str:
     if (cell_checkpoint_dir(results_dir, cell_hash) / FILE).is_file():
         return "resumes"
     return "failed before" if path.exists() else "to run"
+
+
+def _setup_key(spec: Mapping[str, Any], same_sparsity: bool) -> str:
+    """A cell's identity without its seed (and, when asked, its sparsity): the runs that cost the same."""
+    from seven_bench.spec import cell_identity
+
+    ident = cell_identity(spec)
+    ident.pop("seed", None)
+    if not same_sparsity:
+        ident.pop("sparsity", None)
+    return json.dumps(ident, sort_keys=True, default=str)
+
+
+def expected_seconds(results_dir: str | Path, spec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What a cell will cost, from the finished runs of its setup in `results_dir`: the mean wall time of the
+    complete records that differ from it only in seed, or, when there are none, only in seed and sparsity
+    (an IMP method's rounds depend on the sparsity, so that match is rougher, and the answer says which).
+    None when no finished run shares its setup. Read by `plan=true`, so a study's plan says how long its
+    remaining cells take at the speed its machine has shown, before anything runs."""
+    finished = []
+    for path in sorted(Path(results_dir).glob("runs/*/record.json")):
+        record = load_record(path)
+        seconds = ((record or {}).get("timing") or {}).get("total_seconds")
+        if record and record.get("status") == "ok" and isinstance(record.get("spec"), dict) and seconds:
+            finished.append((record["spec"], float(seconds)))
+    for same_sparsity in (True, False):
+        key = _setup_key(spec, same_sparsity)
+        times = [seconds for other, seconds in finished if _setup_key(other, same_sparsity) == key]
+        if times:
+            return {"seconds": sum(times) / len(times), "runs": len(times), "same_sparsity": same_sparsity}
+    return None
+
+
+def duration_label(seconds: float) -> str:
+    """`about 14 min`, `about 2.5 h`: a plan's estimates are rough, and say so."""
+    return f"about {seconds / 60:.0f} min" if seconds < 90 * 60 else f"about {seconds / 3600:.1f} h"
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from seven_bench.records import CELL_STATES
+from seven_bench.records import CELL_STATES, duration_label
 
 STATUS_FILE = "cell_status.json"
 STATES = ("ok", "skipped", "failed", "interrupted")
@@ -43,16 +43,26 @@ def read_job_status(output_dir: str | Path) -> dict[str, Any] | None:
 
 def plan_line(statuses: list[dict[str, Any]]) -> str:
     """One line of a `plan=true` sweep: how many distinct cells are done and how many are left (jobs that are
-    one cell, such as a dense row swept over sparsities, count once).
+    one cell, such as a dense row swept over sparsities, count once), and what those left cost by the finished
+    runs of their setups, so a study can be fitted to the machine time it has.
 
-        done, left = {"status": "planned", "state": "done", "cell": "a"}, {"status": "planned", "state": "to run"}
-        plan_line([done, done, {**left, "cell": "b"}])
-        # 'seven-bench: plan of 2 cell(s): 1 done, 0 resumes, 0 failed before, 1 to run; 1 left; 1 job(s) repeat ...'
+        done = {"status": "planned", "state": "done", "cell": "a"}
+        left = {"status": "planned", "state": "to run", "cell": "b", "expected_seconds": 840.0}
+        plan_line([done, done, left])
+        # 'seven-bench: plan of 2 cell(s): 1 done, 0 resumes, 0 failed before, 1 to run; 1 left, about 14 min of
+        #  compute for 1 of them at the speed of finished runs of their setups; 1 job(s) repeat ...'
     """
     cells = {s.get("cell"): s for s in statuses if s.get("status") == "planned"}
     counts = Counter(str(s.get("state")) for s in cells.values())
     line = f"seven-bench: plan of {len(cells)} cell(s): " + ", ".join(f"{counts[s]} {s}" for s in CELL_STATES)
     line += f"; {len(cells) - counts['done']} left"
+    left = [s for s in cells.values() if s.get("state") != "done"]
+    timed = [float(s["expected_seconds"]) for s in left if s.get("expected_seconds")]
+    if timed:
+        line += f", {duration_label(sum(timed))} of compute for {len(timed)} of them at the speed of finished runs"
+        line += f" of their setups ({len(left) - len(timed)} untimed)" if len(timed) < len(left) else " of their setups"
+    elif left:
+        line += ", none with a finished run of its setup to time it by"
     if len(statuses) - len(cells):
         line += f"; {len(statuses) - len(cells)} job(s) repeat a cell or were skipped for bad input"
     return line
