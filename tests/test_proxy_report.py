@@ -27,7 +27,7 @@ from seven_bench.tables.proxy import (
     missing_for_answer,
     proxy_frame,
 )
-from seven_bench.tables.proxy_answer import budget_sentence, rising_sentence
+from seven_bench.tables.proxy_answer import budget_sentence, control_sentence, rising_sentence, split_controls
 from seven_bench.tables.proxy_report import what_ran
 from seven_bench.tables.prune_profile import weight_role
 from seven_bench.tables.render import latex_escape
@@ -444,6 +444,43 @@ def test_a_budget_matched_control_sits_beside_the_lead_it_tests(baselines: pd.Da
     for record in records[8:10]:
         record["spec"]["model"]["prune_pooler"] = True  # another setup than the ticket's, not only typed settings
     assert build_proxy(records, baselines).comparisons[0].control is None
+
+
+def test_a_baseline_on_a_controls_recipe_is_compared_there_but_not_counted(baselines: pd.DataFrame) -> None:
+    """One-shot run with the control's `trainer.epochs=21` beside SEVEN-pre's: the control column gets its paired
+    test, in the significance table and in a sentence of its own, but the answer and the summary count the
+    paper-recipe column only (RTE@60 twice would count one task and sparsity twice)."""
+
+    def longer(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for record in records:
+            record["spec"]["trainer"].update(recipe="bert_pre+overrides", epochs=21, overrides=["epochs"])
+            record["cell_hash"] = "e21" + record["cell_hash"][3:]
+        return records
+
+    records = (
+        seeds("seven_pre", [0.67, 0.68, 0.66])
+        + seeds("magnitude", [0.70, 0.71, 0.69])
+        + longer(seeds("seven_pre", [0.75, 0.71, 0.73]))
+        + longer(seeds("magnitude", [0.72, 0.72, 0.70]))
+    )
+    view = build_proxy(records, baselines)
+    assert [(c.column, c.method) for c in view.comparisons] == [
+        ("RTE@60", "magnitude"),
+        ("RTE@60 [epochs=21]", "magnitude"),
+    ]
+    assert list(view.significance.index) == ["RTE@60", "RTE@60 [epochs=21]"]
+    assert view.answer[0].startswith("SEVEN-pre's mean is above the baseline's in 0 of 1 column–baseline comparisons")
+    assert view.summary.loc["One-shot", "Columns"] == 1
+    counted, controls = split_controls(view.cells, view.comparisons)
+    assert [c.column for c in counted] == ["RTE@60"] and [c.column for c in controls] == ["RTE@60 [epochs=21]"]
+    # SEVEN-pre − One-shot by seed: 75 − 72, 71 − 72, 73 − 70 = +3, −1, +3: mean 5/3, sd √(16/3)
+    half = T_975_2 * math.sqrt(16 / 3) / math.sqrt(3)
+    assert control_sentence(view.cells, controls) == (
+        "In the budget-matched columns, where SEVEN-pre and a baseline both ran the longer recipe (not counted "
+        "above): RTE@60 [epochs=21]: SEVEN-pre 73.00 ± 2.00 (3) against One-shot 71.33 ± 1.15 (3), paired by seed "
+        f"+1.67, 95% CI [{5 / 3 - half:+.2f}, {5 / 3 + half:+.2f}]: cannot separate with 3 seeds."
+    )
+    assert control_sentence(view.cells, counted[:0]) == ""
 
 
 def test_checkpoint_cadence_does_not_split_a_configuration(baselines: pd.DataFrame) -> None:

@@ -37,6 +37,7 @@ from seven_bench.tables.proxy_answer import (
     comparisons,
     missing_for_answer,
     significance_table,
+    split_controls,
     still_rising,
     summary_table,
 )
@@ -473,16 +474,17 @@ def build_proxy(records: Iterable[Mapping[str, Any]], baselines: pd.DataFrame) -
     frame = proxy_frame(records)
     cells, values = proxy_cells(frame, baselines)
     found = comparisons(cells, values)
+    counted, _ = split_controls(cells, found)
     return ProxyView(
         cells=cells,
         versus=versus_table(cells, baselines),
         budget=budget_table(cells, baselines),
         ranking=ranking_table(cells, rank_agreements(cells)),
         significance=significance_table(found),
-        summary=summary_table(found),
+        summary=summary_table(counted),
         comparisons=found,
-        answer=answer(found),
-        missing=missing_for_answer(cells, found),
+        answer=answer(counted),
+        missing=missing_for_answer(cells, counted),
         footnotes=_footnotes(frame, cells) + _floors(records),
         notes=_notes(cells),
         profile=profile_table(records, cells),
@@ -497,10 +499,11 @@ def _dynamic_answer(cells: pd.DataFrame, values: SeedValues) -> dict[str, Any]:
     if dynamic.empty:
         return {}
     found = comparisons(dynamic, values, DYNAMIC_REFERENCE)
+    counted, _ = split_controls(dynamic, found)
     return {
         "significance_dyn": significance_table(found, DYNAMIC_REFERENCE),
-        "summary_dyn": summary_table(found, DYNAMIC_REFERENCE),
+        "summary_dyn": summary_table(counted, DYNAMIC_REFERENCE),
         "comparisons_dyn": found,
-        "answer_dyn": answer(found, DYNAMIC_REFERENCE),
-        "missing_dyn": missing_for_answer(dynamic, found, DYNAMIC_REFERENCE),
+        "answer_dyn": answer(counted, DYNAMIC_REFERENCE),
+        "missing_dyn": missing_for_answer(dynamic, counted, DYNAMIC_REFERENCE),
     }

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from seven_bench.tables.keys import is_dense, is_trainer_change, method_label, variant_parts
+from seven_bench.tables.keys import changes_trainer, is_dense, is_trainer_change, method_label, variant_parts
 from seven_bench.tables.layout import MISSING, format_cell
 from seven_bench.tables.stats import PairedDifference, paired_difference, seeds_phrase
 
@@ -112,6 +112,14 @@ def comparisons(
             )
         )
     return found
+
+
+def split_controls(cells: pd.DataFrame, found: Sequence[Comparison]) -> tuple[list[Comparison], list[Comparison]]:
+    """The comparisons at the recipes the paper's cells ran, and those in budget-matched columns (a paper cell
+    with typed trainer settings, such as `[epochs=10]`). The answer counts only the first: a control column
+    repeats a counted column's task and sparsity, and counting both would count that column twice."""
+    controls = set(cells.loc[cells["variant"].map(changes_trainer), "column"]) if len(cells) else set()
+    return [c for c in found if c.column not in controls], [c for c in found if c.column in controls]
 
 
 def budget_control(
@@ -298,6 +306,29 @@ def budget_sentence(found: Sequence[Comparison], reference: str = REFERENCE) -> 
         f"fine-tune; see the training-steps table): {listed}."
         if longer
         else f"none is a baseline that trained for more optimizer steps than {name}."
+    )
+
+
+def control_sentence(cells: pd.DataFrame, controls: Sequence[Comparison], reference: str = REFERENCE) -> str:
+    """The reference against its baselines in the budget-matched columns, where both ran the longer recipe: not
+    counted in the answer (split_controls), but the test of whether a lead on the paper's recipe survives one
+    long enough for both to level out. Empty when no baseline ran a control's settings."""
+    if not controls:
+        return ""
+    name = method_label(reference)
+    cell = {(c["column"], c["method"]): c for c in cells.to_dict("records")}
+
+    def side(column: str, method: str) -> str:
+        found = cell[(column, method)]
+        return f"{method_label(method)} {format_cell(found['mean'], found['std'], found['n'])}"
+
+    listed = "; ".join(
+        f"{c.column}: {side(c.column, reference)} against {side(c.column, c.method)}{_control_difference(c.difference)}"
+        for c in controls
+    )
+    return (
+        f"In the budget-matched columns, where {name} and a baseline both ran the longer recipe (not counted "
+        f"above): {listed}."
     )
 
 

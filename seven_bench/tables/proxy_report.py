@@ -36,7 +36,15 @@ from seven_bench.tables.proxy import (
     paper_model_name,
     proxy_frame,
 )
-from seven_bench.tables.proxy_answer import REFERENCE, STILL_RISING_PCT, Comparison, budget_sentence, rising_sentence
+from seven_bench.tables.proxy_answer import (
+    REFERENCE,
+    STILL_RISING_PCT,
+    Comparison,
+    budget_sentence,
+    control_sentence,
+    rising_sentence,
+    split_controls,
+)
 from seven_bench.tables.render import latex_table, markdown_table
 
 # (file stem, ProxyView attribute, title, what the cells mean)
@@ -266,7 +274,12 @@ def _tables_of(view: ProxyView) -> list[tuple[str, str, str, str]]:
 def _caveats(cells: pd.DataFrame, found: Sequence[Comparison], reference: str) -> list[str]:
     """The answer's caveats, one paragraph each: the leads that came with more training, and the columns where the
     reference was still rising when its recipe ended."""
-    sentences = (budget_sentence(found, reference), rising_sentence(cells, found, reference))
+    counted, controls = split_controls(cells, found)
+    sentences = (
+        budget_sentence(counted, reference),
+        rising_sentence(cells, found, reference),
+        control_sentence(cells, controls, reference),
+    )
     return [sentence + "\n" for sentence in sentences if sentence]
 
 
