@@ -77,8 +77,9 @@ def cell_state(results_dir: str | Path, cell_hash: str) -> str:
     return "failed before" if path.exists() else "to run"
 
 
-def _setup_key(spec: Mapping[str, Any], same_sparsity: bool) -> str:
-    """A cell's identity without its seed (and, when asked, its sparsity): the runs that cost the same."""
+def setup_key(spec: Mapping[str, Any], same_sparsity: bool = True) -> str:
+    """A cell's identity without its seed (and, unless asked to keep it, its sparsity): the runs that are seeds of
+    one setup, so that they cost the same and average to one cell of a table."""
     from seven_bench.spec import cell_identity
 
     ident = cell_identity(spec)
@@ -101,8 +102,8 @@ def expected_seconds(results_dir: str | Path, spec: Mapping[str, Any]) -> dict[s
         if record and record.get("status") == "ok" and isinstance(record.get("spec"), dict) and seconds:
             finished.append((record["spec"], float(seconds)))
     for same_sparsity in (True, False):
-        key = _setup_key(spec, same_sparsity)
-        times = [seconds for other, seconds in finished if _setup_key(other, same_sparsity) == key]
+        key = setup_key(spec, same_sparsity)
+        times = [seconds for other, seconds in finished if setup_key(other, same_sparsity) == key]
         if times:
             return {"seconds": sum(times) / len(times), "runs": len(times), "same_sparsity": same_sparsity}
     return None
