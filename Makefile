@@ -49,12 +49,12 @@ PROXY_SWEEPS = \
 	"+experiment=proxy_curve" \
 	"+experiment=proxy_curve pruner=seven_pre pruner.resurrection=true sparsity=0.5,0.7" \
 	"+experiment=proxy_table3 trainer.recipe=own pruner=seven_dyn,platon,movement,soft_movement seed=0,1,2" \
-	"+experiment=proxy_table2 task=mrpc sparsity=0.3 pruner=seven_pre,dense trainer.epochs=12 seed=0,1,2" \
+	"+experiment=proxy_table2 task=mrpc sparsity=0.3 pruner=seven_pre,dense trainer.epochs=12,10 seed=0,1,2" \
 	"+experiment=proxy_table2 task=mrpc sparsity=0.5 pruner=seven_pre,dense trainer.epochs=10,18 seed=0,1,2" \
 	"+experiment=proxy_table2 task=stsb sparsity=0.5 pruner=seven_pre,magnitude,dense trainer.epochs=10 seed=0,1,2"
 # The last three: budget-matched controls, SEVEN-pre (and dense) given the optimizer steps of the baselines that
 # train before their mask: the lottery ticket's at MRPC@30 (3 IMP rounds + the fine-tune: 1,380 = 12 epochs) and
-# @50 (5 rounds: 2,070 = 18 epochs), Progressive's and ISP's at MRPC@50 (1,150 and 1,111: 10 epochs) and
+# @50 (5 rounds: 2,070 = 18 epochs), Progressive's at MRPC@30 and @50 and ISP's at @50 (1,150 and 1,111: 10 epochs) and
 # Progressive's at STS-B@50 (1,800: 10 epochs). Columns of their own ([epochs=12] ...), quoted beside the lead they
 # test in the report's answer. The STS-B one also runs One-shot: SEVEN-pre was still rising there when the 3-epoch
 # recipe ended (+7.87 points in its last epoch, One-shot +2.98), so it asks whether One-shot's lead survives a
