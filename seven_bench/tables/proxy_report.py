@@ -99,8 +99,9 @@ TABLES = (
         "proxy_summary",
         "summary",
         "SEVEN-pre against each baseline, over the columns",
-        "Per baseline, over the columns it shares with SEVEN-pre: in how many SEVEN-pre's mean is ahead, and the "
-        "verdicts of the paired intervals above.",
+        "Per baseline, over the columns it shares with SEVEN-pre, as the answer counts them (a budget-matched "
+        "column such as [epochs=10] left out): in how many SEVEN-pre's mean is ahead, and the verdicts of the "
+        "paired intervals above.",
     ),
     (
         "proxy_significance_dynamic",
