@@ -34,6 +34,7 @@ from seven_bench.tables.proxy_answer import (
     DYNAMIC_REFERENCE,
     Comparison,
     answer,
+    caveats,
     comparisons,
     missing_for_answer,
     significance_table,
@@ -377,6 +378,7 @@ class ProxyView:
     comparisons: list[Comparison]
     answer: list[str]
     missing: list[str]
+    caveats: list[str] = field(default_factory=list)  # proxy_answer.caveats: paragraphs under the answer
     footnotes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     profile: pd.DataFrame = field(default_factory=pd.DataFrame)  # prune_profile.profile_table
@@ -386,6 +388,7 @@ class ProxyView:
     comparisons_dyn: list[Comparison] = field(default_factory=list)
     answer_dyn: list[str] = field(default_factory=list)
     missing_dyn: list[str] = field(default_factory=list)
+    caveats_dyn: list[str] = field(default_factory=list)
     # SEVEN-pre against its own variants (the mask-resurrection ablation); empty when none ran.
     ablation: pd.DataFrame = field(default_factory=pd.DataFrame)
 
@@ -474,7 +477,7 @@ def build_proxy(records: Iterable[Mapping[str, Any]], baselines: pd.DataFrame) -
     frame = proxy_frame(records)
     cells, values = proxy_cells(frame, baselines)
     found = comparisons(cells, values)
-    counted, _ = split_controls(cells, found)
+    counted, controls = split_controls(cells, found)
     return ProxyView(
         cells=cells,
         versus=versus_table(cells, baselines),
@@ -485,6 +488,7 @@ def build_proxy(records: Iterable[Mapping[str, Any]], baselines: pd.DataFrame) -
         comparisons=found,
         answer=answer(counted),
         missing=missing_for_answer(cells, counted),
+        caveats=caveats(cells, counted, controls),
         footnotes=_footnotes(frame, cells) + _floors(records),
         notes=_notes(cells),
         profile=profile_table(records, cells),
@@ -499,11 +503,12 @@ def _dynamic_answer(cells: pd.DataFrame, values: SeedValues) -> dict[str, Any]:
     if dynamic.empty:
         return {}
     found = comparisons(dynamic, values, DYNAMIC_REFERENCE)
-    counted, _ = split_controls(dynamic, found)
+    counted, controls = split_controls(dynamic, found)
     return {
         "significance_dyn": significance_table(found, DYNAMIC_REFERENCE),
         "summary_dyn": summary_table(counted, DYNAMIC_REFERENCE),
         "comparisons_dyn": found,
         "answer_dyn": answer(counted, DYNAMIC_REFERENCE),
         "missing_dyn": missing_for_answer(dynamic, counted, DYNAMIC_REFERENCE),
+        "caveats_dyn": caveats(dynamic, counted, controls, DYNAMIC_REFERENCE),
     }

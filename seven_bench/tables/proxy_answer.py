@@ -332,6 +332,20 @@ def control_sentence(cells: pd.DataFrame, controls: Sequence[Comparison], refere
     )
 
 
+def caveats(
+    cells: pd.DataFrame, counted: Sequence[Comparison], controls: Sequence[Comparison], reference: str = REFERENCE
+) -> list[str]:
+    """The answer's caveats, one paragraph each (split_controls' two lists in): the leads that came with more
+    training, the columns where the reference was still rising when its recipe ended, and the budget-matched
+    columns where a baseline ran the longer recipe too."""
+    sentences = (
+        budget_sentence(counted, reference),
+        rising_sentence(cells, [*counted, *controls], reference),
+        control_sentence(cells, controls, reference),
+    )
+    return [sentence for sentence in sentences if sentence]
+
+
 def still_rising(last_epoch_gain: float) -> bool:
     """Whether a cell whose last epoch added ``last_epoch_gain`` points was still climbing when its recipe stopped:
     its number is where training was cut off, not where the method levels out, so a longer recipe could reorder it

@@ -27,7 +27,6 @@ from seven_bench.tables.layout import MISSING
 from seven_bench.tables.plots import plot_epoch_trajectories, plot_proxy_curves
 from seven_bench.tables.proxy import (
     DAGGER,
-    DYNAMIC_REFERENCE,
     NOT_A_PAPER_COLUMN,
     OFF_TARGET,
     STILL_RISING,
@@ -36,15 +35,7 @@ from seven_bench.tables.proxy import (
     paper_model_name,
     proxy_frame,
 )
-from seven_bench.tables.proxy_answer import (
-    REFERENCE,
-    STILL_RISING_PCT,
-    Comparison,
-    budget_sentence,
-    control_sentence,
-    rising_sentence,
-    split_controls,
-)
+from seven_bench.tables.proxy_answer import STILL_RISING_PCT
 from seven_bench.tables.render import latex_table, markdown_table
 
 # (file stem, ProxyView attribute, title, what the cells mean)
@@ -272,18 +263,6 @@ def _tables_of(view: ProxyView) -> list[tuple[str, str, str, str]]:
     ]
 
 
-def _caveats(cells: pd.DataFrame, found: Sequence[Comparison], reference: str) -> list[str]:
-    """The answer's caveats, one paragraph each: the leads that came with more training, and the columns where the
-    reference was still rising when its recipe ended."""
-    counted, controls = split_controls(cells, found)
-    sentences = (
-        budget_sentence(counted, reference),
-        rising_sentence(cells, found, reference),
-        control_sentence(cells, controls, reference),
-    )
-    return [sentence + "\n" for sentence in sentences if sentence]
-
-
 def render_readme(
     view: ProxyView,
     records: Sequence[Mapping[str, Any]],
@@ -306,7 +285,7 @@ def render_readme(
     ]
     if view.answer:
         parts.append(" ".join(view.answer) + "\n")
-        parts += _caveats(view.cells, view.comparisons, REFERENCE)
+        parts += [sentence + "\n" for sentence in view.caveats]
     else:
         parts.append("No answer yet; missing:\n\n" + "\n".join(f"- {reason}" for reason in view.missing) + "\n")
     if view.answer_dyn:
@@ -314,7 +293,7 @@ def render_readme(
             " and the baselines' own" if any(OWN_RECIPE in c.column for c in view.comparisons_dyn) else ""
         )
         parts.append(f"Table III (dynamic pruning, {recipes}): " + " ".join(view.answer_dyn) + "\n")
-        parts += _caveats(view.cells, view.comparisons_dyn, DYNAMIC_REFERENCE)
+        parts += [sentence + "\n" for sentence in view.caveats_dyn]
     elif view.missing_dyn:
         parts.append(
             "Table III (dynamic pruning): no answer yet; missing:\n\n"
