@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from typing import Any, Callable, Iterable, Mapping
 
 import pandas as pd
 
-from seven_bench.spec import cell_identity
+from seven_bench.records import setup_key
 from seven_bench.tables.keys import PAPER_MODELS, SECONDARY_METRICS, is_dense, method_key, table_keys, task_key
 
 RECORD_COLUMNS = [
@@ -69,8 +68,7 @@ def _pct(value: Any) -> float:
 def _config_id(spec: Mapping[str, Any]) -> str:
     """Short hash of the spec's identity without its seed: records with equal ids differ only in the seed (or in
     settings that do not change a result, such as the checkpoint cadence)."""
-    unseeded = {key: value for key, value in cell_identity(spec).items() if key != "seed"}
-    return hashlib.sha1(json.dumps(unseeded, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return hashlib.sha1(setup_key(spec).encode()).hexdigest()[:8]
 
 
 # Records written before `timing.steps_before_finetune` existed: the steps their pruner summary gives for the
